@@ -1,0 +1,104 @@
+"""Custom actions. Each one reads the tracker, asks the `Assistant`, and returns events.
+
+The `Assistant` is built once, explicitly, by `configure()` (called by `sla-bot actions` at
+start-up, or on first use when the server is started some other way).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from bot.answers.render import ASPECTS, Reply
+from bot.assistant import Assistant
+from bot.settings import Settings
+
+logger = logging.getLogger(__name__)
+_assistant: Assistant | None = None
+
+
+def configure(assistant: Assistant) -> None:
+    global _assistant
+    _assistant = assistant
+
+
+def assistant() -> Assistant:
+    if _assistant is None:
+        logger.info("building the assistant from the environment's settings")
+        configure(Assistant.load(Settings.from_env()))
+    assert _assistant is not None
+    return _assistant
+
+
+def _send(dispatcher: CollectingDispatcher, reply: Reply) -> None:
+    buttons = [{"title": b.title, "payload": b.payload} for b in reply.buttons]
+    dispatcher.utter_message(text=reply.text, buttons=buttons or None)
+
+
+def _entities(tracker: Tracker, name: str) -> list[str]:
+    return [str(e["value"]) for e in tracker.latest_message.get("entities", []) if e.get("entity") == name]
+
+
+def _remembered_service(tracker: Tracker) -> str | None:
+    """The service the message names, else the one the conversation was about."""
+    mentioned = _entities(tracker, "service")
+    return mentioned[0] if mentioned else tracker.get_slot("service")
+
+
+class ActionAnswerService(Action):
+    """Answers documents / fees / hours / channels / duration / steps / criteria questions."""
+
+    def name(self) -> str:
+        return "action_answer_service"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        bot = assistant()
+        intent = tracker.get_intent_of_latest_message() or "ask_service"
+        if intent not in ASPECTS:
+            intent = "ask_service"
+        text = tracker.latest_message.get("text") or ""
+        choice = bot.choose_service(_entities(tracker, "service"), tracker.get_slot("service"), text)
+        if choice.service_id is None:
+            _send(dispatcher, bot.answers.choose_service(intent, list(choice.candidates)))
+            return []
+        _send(dispatcher, bot.answers.answer(choice.service_id, intent, question=text, now=bot.clock()))
+        return [SlotSet("service", choice.service_id)]
+
+
+class ActionRequestHuman(Action):
+    """How to reach a human: the owning agency's contact, and the 1111 hotline."""
+
+    def name(self) -> str:
+        return "action_request_human"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        _send(dispatcher, assistant().answers.human_contact(_remembered_service(tracker)))
+        return []
+
+
+class ActionComplaintChannels(Action):
+    """Where to complain about a service: its own channels, its agency's, and 1111."""
+
+    def name(self) -> str:
+        return "action_complaint_channels"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        _send(dispatcher, assistant().answers.complaint_channels(_remembered_service(tracker)))
+        return []
+
+
+class ActionStatusHelp(Action):
+    """Which agency a tracking number belongs to and how to follow it up."""
+
+    def name(self) -> str:
+        return "action_status_help"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        numbers = _entities(tracker, "tracking_number")
+        number = numbers[0] if numbers else tracker.get_slot("tracking_number")
+        _send(dispatcher, assistant().answers.status_help(number))
+        return []

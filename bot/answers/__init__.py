@@ -1,0 +1,1 @@
+"""Citizen-facing Thai answers rendered from the catalog (wording in templates/th/)."""

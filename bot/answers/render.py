@@ -1,0 +1,261 @@
+"""Render Thai answers from the catalog.
+
+The wording lives in `templates/th/*.j2` (one file per kind of answer, for Thai editors);
+this module only computes what the templates show: opening states, weekly hours, fee
+summaries and the buttons. Every service answer ends with its source (`_source.j2`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from bot.calendar import ThaiCalendar
+from bot.catalog.loader import Catalog
+from bot.catalog.schema import WEEKDAYS, Channel, Document, Duration, Service
+from bot.opening import OpenState, hours_on, state_at
+from bot.text import THAI_WEEKDAYS, format_baht, format_number, format_thai_date, format_time
+from bot.timeref import TimeQuery, parse_time_reference
+
+TEMPLATES = Path(__file__).parent / "templates" / "th"
+PUBLIC_SERVICE_CENTRE = "OPM"
+
+# Which answer each NLU intent asks for, and how the buttons name it.
+ASPECTS: dict[str, tuple[str, str]] = {
+    "ask_service": ("overview", "ข้อมูลบริการ"),
+    "ask_documents": ("documents", "เอกสารที่ต้องใช้"),
+    "ask_fee": ("fees", "ค่าธรรมเนียม"),
+    "ask_hours": ("hours", "วันเวลาทำการ"),
+    "ask_location": ("channels", "สถานที่/ช่องทาง"),
+    "ask_duration": ("duration", "ระยะเวลา"),
+    "ask_steps": ("steps", "ขั้นตอน"),
+    "ask_eligibility": ("eligibility", "คุณสมบัติ/เงื่อนไข"),
+}
+CHANNEL_LABELS = {
+    "office": "สำนักงาน",
+    "online": "ออนไลน์",
+    "phone": "โทรศัพท์",
+    "app": "แอปพลิเคชัน",
+    "mobile_unit": "หน่วยบริการเคลื่อนที่",
+}
+DURATION_UNITS = {"minutes": "นาที", "hours": "ชั่วโมง", "working_days": "วันทำการ", "days": "วัน"}
+
+
+@dataclass(frozen=True)
+class Button:
+    title: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    buttons: list[Button] = field(default_factory=list)
+
+
+def intent_payload(intent: str, service_id: str | None = None) -> str:
+    """A Rasa button payload that re-asks `intent`, optionally about one service."""
+    if service_id is None:
+        return f"/{intent}"
+    return f"/{intent}{json.dumps({'service': service_id})}"
+
+
+def short_name(service: Service) -> str:
+    """The service name without its parenthesised detail, for buttons."""
+    return service.name.split(" (")[0].split("(")[0].strip()
+
+
+def describe_duration(duration: Duration) -> str:
+    return f"{format_number(duration.value)} {DURATION_UNITS[duration.unit]}"
+
+
+def describe_days(days: list[str]) -> str:
+    """['mon'..'fri'] -> 'จันทร์–ศุกร์'; ['sat', 'sun'] -> 'เสาร์–อาทิตย์'; ['mon','wed'] -> 'จันทร์, พุธ'."""
+    indexes = sorted(WEEKDAYS.index(d) for d in set(days))
+    runs: list[list[int]] = []
+    for i in indexes:
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    parts = []
+    for run in runs:
+        if len(run) >= 3:
+            parts.append(f"{THAI_WEEKDAYS[run[0]]}–{THAI_WEEKDAYS[run[-1]]}")
+        else:
+            parts.extend(THAI_WEEKDAYS[i] for i in run)
+    return ", ".join(parts)
+
+
+def describe_weekly_hours(channel: Channel) -> str:
+    if channel.always_open:
+        return "ตลอด 24 ชั่วโมง"
+    if not channel.hours:
+        return "ตามวันเวลาที่หน่วยงานประกาศ"
+    blocks = [f"{describe_days(b.days)} {b.open}–{b.close} น." for b in channel.hours]
+    text = "; ".join(blocks)
+    if channel.open_on_public_holidays:
+        text += " (เปิดวันหยุดนักขัตฤกษ์)"
+    return text
+
+
+def _copies(doc: Document) -> str:
+    parts = []
+    if doc.originals:
+        parts.append(f"ฉบับจริง {doc.originals} ฉบับ")
+    if doc.copies:
+        parts.append(f"สำเนา {doc.copies} ฉบับ")
+    return ", ".join(parts)
+
+
+def _thai_datetime(value: dt.datetime) -> str:
+    return f"{format_thai_date(value.date(), short=True, weekday=True)} เวลา {format_time(value.time())}"
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # plain chat text; channels escape for their own medium
+    )
+    env.filters.update(
+        baht=format_baht,
+        number=format_number,
+        duration=describe_duration,
+        thai_date=lambda d: format_thai_date(d, short=True),
+        thai_date_weekday=lambda d: format_thai_date(d.date(), weekday=True),
+        thai_datetime=_thai_datetime,
+        clock=lambda d: format_time(d.time()),
+        copies=_copies,
+        strip_prefix=lambda text, prefix: text[len(prefix):] if text.startswith(prefix) else text,
+    )
+    return env
+
+
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+@dataclass(frozen=True)
+class _ChannelRow:
+    channel: Channel
+    weekly: str
+    state: OpenState | None = None
+    day_hours: str = ""
+    next_open: dt.datetime | None = None
+
+
+class AnswerRenderer:
+    """Renders every citizen-facing answer about services from one catalog."""
+
+    def __init__(self, catalog: Catalog, calendar: ThaiCalendar) -> None:
+        self.catalog = catalog
+        self.calendar = calendar
+        self._env = _environment()
+
+    def _render(self, template: str, **context: Any) -> str:
+        text = self._env.get_template(f"{template}.j2").render(**context)
+        return _BLANK_LINES.sub("\n\n", text).strip()
+
+    def answer(self, service_id: str, intent: str, *, question: str = "", now: dt.datetime) -> Reply:
+        """The answer to `intent` (an ask_* intent) about one service."""
+        service = self.catalog.services[service_id]
+        aspect, _ = ASPECTS[intent]
+        context: dict[str, Any] = {
+            "service": service,
+            "agency": self.catalog.agency_of(service),
+            "channel_labels": CHANNEL_LABELS,
+        }
+        buttons: list[Button] = []
+        if aspect == "overview":
+            context["fee_summary"] = self._fee_summary(service)
+            buttons = [
+                Button(label, intent_payload(name, service.id))
+                for name, (a, label) in ASPECTS.items()
+                if a != "overview"
+            ]
+        elif aspect == "hours":
+            context.update(self._hours_context(service, question, now))
+        return Reply(self._render(aspect, **context), buttons)
+
+    def choose_service(self, intent: str, candidates: list[str]) -> Reply:
+        """Ask which service is meant, with a button for each candidate (or every service)."""
+        _, label = ASPECTS.get(intent, ASPECTS["ask_service"])
+        shown = candidates or list(self.catalog.services)
+        buttons = [
+            Button(short_name(self.catalog.services[sid]), intent_payload(intent, sid))
+            for sid in shown
+        ]
+        aspect_label = "" if intent == "ask_service" else f"เรื่อง{label}"
+        return Reply(self._render("choose_service", candidates=candidates, aspect_label=aspect_label), buttons)
+
+    def human_contact(self, service_id: str | None) -> Reply:
+        service = self.catalog.service(service_id) if service_id else None
+        return Reply(
+            self._render(
+                "human",
+                service=service,
+                agency=self.catalog.agency_of(service) if service else None,
+                hotline=self.catalog.agency(PUBLIC_SERVICE_CENTRE),
+            )
+        )
+
+    def complaint_channels(self, service_id: str | None) -> Reply:
+        service = self.catalog.service(service_id) if service_id else None
+        return Reply(
+            self._render(
+                "complaint",
+                service=service,
+                agency=self.catalog.agency_of(service) if service else None,
+                hotline=self.catalog.agency(PUBLIC_SERVICE_CENTRE),
+            )
+        )
+
+    def status_help(self, tracking_number: str | None) -> Reply:
+        code = tracking_number.split("-")[0] if tracking_number else ""
+        return Reply(
+            self._render(
+                "status",
+                tracking_number=tracking_number,
+                agency=self.catalog.agency(code) if code else None,
+                is_complaint=code == "CMP",
+                hotline=self.catalog.agency(PUBLIC_SERVICE_CENTRE),
+            )
+        )
+
+    def _fee_summary(self, service: Service) -> str:
+        amounts = [f.amount_baht for f in service.fees if f.amount_baht is not None]
+        if amounts and all(a == 0 for a in amounts) and all(f.rule is None for f in service.fees):
+            return "ไม่เสียค่าธรรมเนียม"
+        if len(service.fees) == 1 and amounts:
+            return format_baht(amounts[0])
+        return "ขึ้นอยู่กับประเภทคำขอ (ดูหัวข้อค่าธรรมเนียม)"
+
+    def _hours_context(self, service: Service, question: str, now: dt.datetime) -> dict[str, Any]:
+        query = parse_time_reference(question, now) if question else None
+        rows = []
+        for channel in service.channels:
+            if not (channel.hours or channel.always_open):
+                continue
+            row = _ChannelRow(channel, describe_weekly_hours(channel))
+            if query is not None and not channel.always_open:
+                state = state_at(channel, query.when, self.calendar)
+                blocks = hours_on(channel, query.when.date(), self.calendar)
+                day_hours = ", ".join(f"{b.open}–{b.close} น." for b in blocks)
+                row = _ChannelRow(channel, row.weekly, state, day_hours, state.next_open)
+            rows.append(row)
+        return {
+            "query": query,
+            "query_holiday": self.calendar.holiday(query.when.date()) if query else None,
+            "rows": rows,
+            "closes_on_holidays": any(
+                r.channel.hours and not r.channel.open_on_public_holidays for r in rows
+            ),
+        }

@@ -1,0 +1,213 @@
+"""Load and validate the SLA catalog directory.
+
+Layout: `agencies.yml` (a list under `agencies:`) and `services/<service_id>.yml`, one file
+per service. Loading checks every field and the links between files, and raises
+`CatalogError` listing all problems (file, field, reason).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from bot.catalog.schema import Agency, Channel, Service
+from bot.catalog.validation import CatalogError, Problem, build
+from bot.text import normalize
+from bot.tracking import COMPLAINT_CODE
+
+SERVICE_ID = re.compile(r"^[a-z][a-z0-9_]{2,63}$")
+AGENCY_CODE = re.compile(r"^[A-Z]{2,6}$")
+CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+MIN_ALIAS_CHARS = 3
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The validated catalog. `fingerprint` changes whenever any catalog file changes."""
+
+    services: dict[str, Service]
+    agencies: dict[str, Agency]
+    fingerprint: str
+
+    def service(self, service_id: str) -> Service | None:
+        return self.services.get(service_id)
+
+    def agency(self, code: str) -> Agency | None:
+        return self.agencies.get(code.upper())
+
+    def agency_of(self, service: Service) -> Agency:
+        return self.agencies[service.agency]
+
+
+def load_catalog(directory: str | Path, *, today: dt.date | None = None) -> Catalog:
+    """Read, validate and cross-check the catalog under `directory`."""
+    root = Path(directory)
+    problems: list[Problem] = []
+    digest = hashlib.sha256()
+
+    agencies_file = root / "agencies.yml"
+    agencies: dict[str, Agency] = {}
+    raw = _read_yaml(agencies_file, problems, digest)
+    if raw is not None:
+        if not isinstance(raw, dict) or not isinstance(raw.get("agencies"), list):
+            problems.append(Problem(str(agencies_file), "agencies", "must be a list of agencies"))
+        else:
+            for i, item in enumerate(raw["agencies"]):
+                agency, found = build(Agency, item, str(agencies_file))
+                problems += [_prefixed(p, f"agencies[{i}]") for p in found]
+                if agency is not None:
+                    problems += _check_agency(agency, i, agencies, str(agencies_file))
+                    agencies[agency.code] = agency
+        for code, agency in agencies.items():
+            if agency.parent and agency.parent not in agencies:
+                problems.append(
+                    Problem(str(agencies_file), f"{code}.parent", f"unknown agency {agency.parent!r}")
+                )
+
+    services: dict[str, Service] = {}
+    service_files = sorted((root / "services").glob("*.yml"))
+    if not service_files:
+        problems.append(Problem(str(root / "services"), "", "no service files (*.yml) found"))
+    for path in service_files:
+        raw = _read_yaml(path, problems, digest)
+        if raw is None:
+            continue
+        service, found = build(Service, raw, str(path))
+        problems += found
+        if service is not None:
+            problems += _check_service(service, path, agencies, today or dt.date.today())
+            services[service.id] = service
+    problems += _check_aliases_unique(services, root)
+    if problems:
+        raise CatalogError(problems)
+    return Catalog(services=services, agencies=agencies, fingerprint=digest.hexdigest()[:16])
+
+
+def _read_yaml(path: Path, problems: list[Problem], digest: Any) -> Any:
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        problems.append(Problem(str(path), "", f"cannot read file: {exc.strerror}"))
+        return None
+    digest.update(path.name.encode() + b"\0" + content)
+    try:
+        data = yaml.safe_load(content)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else ""
+        problems.append(Problem(str(path), where, f"not valid YAML: {getattr(exc, 'problem', exc)}"))
+        return None
+    if data is None:
+        problems.append(Problem(str(path), "", "file is empty"))
+    return data
+
+
+def _prefixed(problem: Problem, prefix: str) -> Problem:
+    field = f"{prefix}.{problem.field}" if problem.field else prefix
+    return Problem(problem.file, field, problem.reason)
+
+
+def _check_agency(agency: Agency, i: int, seen: dict[str, Agency], file: str) -> list[Problem]:
+    problems = []
+    where = f"agencies[{i}].code"
+    if not AGENCY_CODE.match(agency.code):
+        problems.append(Problem(file, where, "must be 2 to 6 capital letters A-Z"))
+    if agency.code == COMPLAINT_CODE:
+        problems.append(Problem(file, where, f"{COMPLAINT_CODE} is reserved for complaints"))
+    if agency.code in seen:
+        problems.append(Problem(file, where, f"duplicate agency code {agency.code}"))
+    if agency.website and not _is_url(agency.website):
+        problems.append(Problem(file, f"agencies[{i}].website", "must start with https:// or http://"))
+    return problems
+
+
+def _check_service(
+    service: Service, path: Path, agencies: dict[str, Agency], today: dt.date
+) -> list[Problem]:
+    file = str(path)
+    problems: list[Problem] = []
+
+    def problem(field: str, reason: str) -> None:
+        problems.append(Problem(file, field, reason))
+
+    if not SERVICE_ID.match(service.id):
+        problem("id", "must be lower-case letters, digits and underscores, e.g. vehicle_tax_renewal")
+    if path.stem != service.id:
+        problem("id", f"must match the file name ({path.stem})")
+    if service.agency not in agencies:
+        problem("agency", f"unknown agency code {service.agency!r}; see agencies.yml")
+    for i, code in enumerate(service.partner_agencies):
+        if code not in agencies:
+            problem(f"partner_agencies[{i}]", f"unknown agency code {code!r}")
+    for name in ("aliases", "channels", "steps", "fees"):
+        if not getattr(service, name):
+            problem(name, "must list at least one entry")
+    for i, alias in enumerate(service.aliases):
+        if len(normalize(alias, drop_spaces=True).text) < MIN_ALIAS_CHARS:
+            problem(f"aliases[{i}]", f"too short to match reliably (at least {MIN_ALIAS_CHARS} characters)")
+    for i, channel in enumerate(service.channels):
+        problems += [
+            Problem(file, f"channels[{i}].{field}", reason) for field, reason in _channel_problems(channel)
+        ]
+    for i, fee in enumerate(service.fees):
+        if fee.amount_baht is None and fee.rule is None:
+            problem(f"fees[{i}]", "needs amount_baht, or a rule saying what the amount depends on")
+    for i, target in enumerate(service.quality_targets):
+        if target.target_percent > 100:
+            problem(f"quality_targets[{i}].target_percent", "must be at most 100")
+    for i, channel in enumerate(service.complaint_channels):
+        if channel.url and not _is_url(channel.url):
+            problem(f"complaint_channels[{i}].url", "must start with https:// or http://")
+    if service.source.url and not _is_url(service.source.url):
+        problem("source.url", "must start with https:// or http://")
+    if service.verified_on > today:
+        problem("verified_on", "is in the future")
+    return problems
+
+
+def _channel_problems(channel: Channel) -> Iterable[tuple[str, str]]:
+    if channel.url and not _is_url(channel.url):
+        yield "url", "must start with https:// or http://"
+    if channel.kind == "online" and not channel.url:
+        yield "url", "an online channel needs its address"
+    if channel.always_open and channel.hours:
+        yield "hours", "give either always_open: true or hours, not both"
+    if channel.kind in ("office", "mobile_unit") and not (channel.hours or channel.always_open):
+        yield "hours", "an office needs its opening hours"
+    for j, block in enumerate(channel.hours):
+        if not block.days:
+            yield f"hours[{j}].days", "must list at least one day"
+        for name in ("open", "close"):
+            if not CLOCK.match(getattr(block, name)):
+                yield f"hours[{j}].{name}", 'must be a time written "HH:MM", e.g. "08:30"'
+        if CLOCK.match(block.open) and CLOCK.match(block.close) and block.open >= block.close:
+            yield f"hours[{j}]", "closes before it opens"
+
+
+def _check_aliases_unique(services: dict[str, Service], root: Path) -> list[Problem]:
+    """An alias names exactly one service, or the bot could not tell which one is meant."""
+    owner: dict[str, str] = {}
+    problems = []
+    for service in services.values():
+        for i, alias in enumerate(service.aliases):
+            key = normalize(alias, drop_spaces=True).text
+            other = owner.setdefault(key, service.id)
+            if other != service.id:
+                problems.append(
+                    Problem(
+                        str(root / "services" / f"{service.id}.yml"),
+                        f"aliases[{i}]",
+                        f"{alias!r} is also an alias of {other}; move it to keywords in both",
+                    )
+                )
+    return problems
+
+
+def _is_url(value: str) -> bool:
+    return value.startswith(("https://", "http://"))

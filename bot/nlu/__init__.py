@@ -1,0 +1,1 @@
+"""Rasa pipeline components for Thai; loaded by the Rasa server from config.yml."""

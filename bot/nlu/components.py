@@ -1,0 +1,177 @@
+"""Rasa 3.6 pipeline components for Thai (loaded by the Rasa server, in the Rasa environment).
+
+- `ThaiTokenizer`: pythainlp `newmm` on normalised text, offsets in the original text.
+- `ServiceEntityExtractor`: the `service` entity from the catalog's aliases (the catalog is
+  read at training time and its alias table is stored in the model, so a model is
+  self-contained; `make train` retrains when the catalog changes).
+- `TrackingNumberExtractor`: the `tracking_number` entity in canonical form.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Text
+
+import rasa.shared.utils.io
+from pythainlp.tokenize import word_tokenize
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.extractors.extractor import EntityExtractorMixin
+from rasa.nlu.tokenizers.tokenizer import Token, Tokenizer
+from rasa.shared.nlu.constants import ENTITIES, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from bot.catalog.loader import load_catalog
+from bot.catalog.matching import ServiceMatcher
+from bot.text import normalize
+from bot.tracking import find_tracking_numbers
+
+SERVICE_ENTITY = "service"
+TRACKING_ENTITY = "tracking_number"
+
+
+def thai_tokens(text: str) -> list[tuple[str, int, int]]:
+    """(normalised token, start, end) with offsets into `text`; no whitespace-only tokens."""
+    norm = normalize(text)
+    tokens = []
+    cursor = 0
+    for word in word_tokenize(norm.text, engine="newmm", keep_whitespace=False):
+        start = norm.text.find(word, cursor)
+        if start < 0:  # newmm never rewrites text; guard against surprises anyway
+            continue
+        cursor = start + len(word)
+        stripped = word.strip()
+        if not stripped:
+            continue
+        lead = len(word) - len(word.lstrip())
+        begin, end = norm.span(start + lead, start + lead + len(stripped))
+        tokens.append((stripped, begin, end))
+    return tokens
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER, is_trainable=False)
+class ThaiTokenizer(Tokenizer):
+    """Thai word tokenizer: newmm dictionary segmentation after normalisation."""
+
+    @staticmethod
+    def supported_languages() -> Optional[List[Text]]:
+        return ["th"]
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        return {
+            "intent_tokenization_flag": False,
+            "intent_split_symbol": "_",
+            "token_pattern": None,
+            "prefix_separator_symbol": None,
+        }
+
+    def tokenize(self, message: Message, attribute: Text) -> List[Token]:
+        text = message.get(attribute)
+        tokens = [Token(word, start, end) for word, start, end in thai_tokens(text)]
+        if not tokens:
+            tokens = [Token(text, 0, len(text))]
+        return self._apply_token_pattern(tokens)
+
+
+def _append_entities(extractor: EntityExtractorMixin, message: Message, found: list[dict]) -> None:
+    found = extractor.add_extractor_name(found)
+    message.set(ENTITIES, message.get(ENTITIES, []) + found, add_to_output=True)
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR, is_trainable=True)
+class ServiceEntityExtractor(GraphComponent, EntityExtractorMixin):
+    """Emits `service` entities whose value is the catalog service ID."""
+
+    FILE_NAME = "service_terms.json"
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        return {"catalog_dir": "sla_catalog"}
+
+    def __init__(
+        self,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        matcher: ServiceMatcher | None = None,
+    ) -> None:
+        self._config = config
+        self._model_storage = model_storage
+        self._resource = resource
+        self._matcher = matcher
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> "ServiceEntityExtractor":
+        return cls(config, model_storage, resource)
+
+    def train(self, training_data: TrainingData) -> Resource:
+        self._matcher = ServiceMatcher.from_catalog(load_catalog(self._config["catalog_dir"]))
+        with self._model_storage.write_to(self._resource) as path:
+            rasa.shared.utils.io.dump_obj_as_json_to_file(
+                path / self.FILE_NAME, self._matcher.to_dict()
+            )
+        return self._resource
+
+    @classmethod
+    def load(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> "ServiceEntityExtractor":
+        with model_storage.read_from(resource) as path:
+            terms = rasa.shared.utils.io.read_json_file(path / cls.FILE_NAME)
+        return cls(config, model_storage, resource, ServiceMatcher.from_dict(terms))
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        if self._matcher is None:
+            raise RuntimeError("ServiceEntityExtractor used before training")
+        for message in messages:
+            text = message.get(TEXT) or ""
+            found = [
+                {
+                    "entity": SERVICE_ENTITY,
+                    "start": m.start,
+                    "end": m.end,
+                    "value": m.service_id,
+                    "confidence_entity": 1.0 if m.edits == 0 else 0.8,
+                }
+                for m in self._matcher.resolve(text).mentions
+            ]
+            _append_entities(self, message, found)
+        return messages
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR, is_trainable=False)
+class TrackingNumberExtractor(GraphComponent, EntityExtractorMixin):
+    """Emits `tracking_number` entities normalised to CODE-YYYY-NNNNNN."""
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> "TrackingNumberExtractor":
+        return cls()
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        for message in messages:
+            found = [
+                {"entity": TRACKING_ENTITY, "start": m.start, "end": m.end, "value": m.value}
+                for m in find_tracking_numbers(message.get(TEXT) or "")
+            ]
+            _append_entities(self, message, found)
+        return messages
