@@ -178,8 +178,8 @@ def _channel_problems(channel: Channel) -> Iterable[tuple[str, str]]:
         yield "url", "an online channel needs its address"
     if channel.always_open and channel.hours:
         yield "hours", "give either always_open: true or hours, not both"
-    if channel.kind in ("office", "mobile_unit") and not (channel.hours or channel.always_open):
-        yield "hours", "an office needs its opening hours"
+    if channel.kind in ("office", "mobile_unit") and not (channel.hours or channel.always_open or channel.note):
+        yield "hours", "an office needs its opening hours, or a note saying where they are announced"
     for j, block in enumerate(channel.hours):
         if not block.days:
             yield f"hours[{j}].days", "must list at least one day"

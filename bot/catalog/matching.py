@@ -51,9 +51,9 @@ class Resolution:
 
 def allowed_edits(length: int) -> int:
     """Typing mistakes tolerated for an alias of `length` characters."""
-    if length >= 9:
+    if length >= 12:
         return 2
-    if length >= 6:
+    if length >= 7:
         return 1
     return 0
 

@@ -1,0 +1,60 @@
+# The front door for every routine command. See README.md.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+export PYTHON
+
+RASA_VENV := .venv-rasa
+APP_VENV := .venv-app
+RASA := $(RASA_VENV)/bin/rasa
+MODEL := models/sla-bot.tar.gz
+RASA_CONFIG := nlu_data/config.yml
+RASA_DOMAIN := nlu_data/domain.yml
+RASA_DATA := nlu_data/nlu nlu_data/rules
+TRAIN_INPUTS := $(RASA_CONFIG) $(RASA_DOMAIN) $(shell find $(RASA_DATA) sla_catalog bot/nlu -type f \( -name '*.yml' -o -name '*.py' \) 2>/dev/null)
+export RASA_TELEMETRY_ENABLED := false
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: setup run train test test-unit test-nlu test-integration validate bench-nlu catalog-check clean
+
+setup: $(RASA_VENV)/.installed $(APP_VENV)/.installed  ## create/update both environments
+
+$(RASA_VENV)/.installed: requirements/rasa.txt pyproject.toml scripts/make-venv
+	scripts/make-venv $(RASA_VENV) requirements/rasa.txt
+	touch $@
+
+$(APP_VENV)/.installed: requirements/app.txt pyproject.toml scripts/make-venv
+	scripts/make-venv $(APP_VENV) requirements/app.txt
+	touch $@
+
+catalog-check: $(APP_VENV)/.installed  ## validate sla_catalog/
+	$(APP_VENV)/bin/sla-bot catalog check
+
+train: $(MODEL)  ## train the model into models/ if training data or catalog changed
+
+$(MODEL): $(TRAIN_INPUTS) | setup
+	$(APP_VENV)/bin/sla-bot catalog check
+	$(RASA) train --force --config $(RASA_CONFIG) --domain $(RASA_DOMAIN) --data $(RASA_DATA) \
+	  --out models --fixed-model-name sla-bot
+
+run: setup train  ## start Rasa, the action server and the gateway; Ctrl-C stops all three
+	$(APP_VENV)/bin/sla-bot run
+
+validate: setup  ## rasa data validate on the training data and domain
+	$(RASA) data validate --fail-on-warnings --config $(RASA_CONFIG) --domain $(RASA_DOMAIN) --data $(RASA_DATA)
+
+test-unit: setup
+	$(APP_VENV)/bin/python -m pytest tests/unit -q
+
+test-nlu: setup
+	$(RASA_VENV)/bin/python -m pytest tests/nlu -q
+
+test-integration: setup train
+	$(APP_VENV)/bin/python -m pytest tests/integration -q
+
+test: test-unit test-nlu test-integration  ## the whole test suite
+
+bench-nlu: setup  ## train on nlu_data/nlu, evaluate on the held-out set, write reports/
+	$(RASA_VENV)/bin/python scripts/bench_nlu.py --config $(RASA_CONFIG)
+
+clean:
+	rm -rf models results reports var/endpoints-*.yml
