@@ -57,7 +57,7 @@ class ActionAnswerService(Action):
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         bot = assistant()
-        intent = tracker.get_intent_of_latest_message() or "ask_service"
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
         if intent not in ASPECTS:
             intent = "ask_service"
         text = tracker.latest_message.get("text") or ""

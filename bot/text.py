@@ -34,14 +34,15 @@ BUDDHIST_ERA_OFFSET = 543
 
 @dataclass(frozen=True)
 class Normalized:
-    """Normalised text and, for each of its characters, the index in the original text."""
+    """Normalised text and, for each of its characters, the [start, end) it came from."""
 
     text: str
-    origin: tuple[int, ...]
+    starts: tuple[int, ...]
+    ends: tuple[int, ...]
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Map a [start, end) span of the normalised text back to the original text."""
-        return self.origin[start], self.origin[end - 1] + 1
+        return self.starts[start], self.ends[end - 1]
 
 
 def normalize(text: str, *, drop_spaces: bool = False, lower: bool = True) -> Normalized:
@@ -49,12 +50,19 @@ def normalize(text: str, *, drop_spaces: bool = False, lower: bool = True) -> No
 
     Removes zero-width characters, maps Thai digits to Arabic, repairs two sara e typed for
     sara ae and nikhahit+sara aa typed for sara am, collapses repeated tone marks and upper
-    vowels, and lower-cases. With `drop_spaces`, whitespace and dots go too (บัตร ปชช. ==
+    vowels and letters stretched three times or more (ช่ายยย), and lower-cases. With `drop_spaces`, whitespace and dots go too (บัตร ปชช. ==
     บัตรปชช), which is what alias matching wants.
     """
     text = unicodedata.normalize("NFC", text)
     chars: list[str] = []
-    origin: list[int] = []
+    starts: list[int] = []
+    ends: list[int] = []
+
+    def keep(ch: str, start: int, end: int) -> None:
+        chars.append(ch.lower() if lower else ch)
+        starts.append(start)
+        ends.append(end)
+
     i = 0
     while i < len(text):
         ch = text[i]
@@ -63,23 +71,27 @@ def normalize(text: str, *, drop_spaces: bool = False, lower: bool = True) -> No
             i += 1
             continue
         if ch == _SARA_E and nxt == _SARA_E:
-            chars.append(_SARA_AE)
-            origin.append(i)
+            keep(_SARA_AE, i, i + 2)
             i += 2
             continue
         if ch == _NIKHAHIT and nxt == _SARA_AA:
-            chars.append(_SARA_AM)
-            origin.append(i)
+            keep(_SARA_AM, i, i + 2)
             i += 2
             continue
         if ch in _TONE_AND_UPPER_VOWELS and chars and chars[-1] == ch:
+            ends[-1] = i + 1
             i += 1
             continue
-        ch = ch.translate(_DIGIT_TABLE)
-        chars.append(ch.lower() if lower else ch)
-        origin.append(i)
+        if ch.isalpha() and text[i + 1 : i + 3] == ch * 2:  # chat elongation: มากกกก -> มาก
+            run_end = i
+            while run_end < len(text) and text[run_end] == ch:
+                run_end += 1
+            keep(ch, i, run_end)
+            i = run_end
+            continue
+        keep(ch.translate(_DIGIT_TABLE), i, i + 1)
         i += 1
-    return Normalized("".join(chars), tuple(origin))
+    return Normalized("".join(chars), tuple(starts), tuple(ends))
 
 
 def thai_digits_to_arabic(text: str) -> str:

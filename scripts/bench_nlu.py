@@ -92,7 +92,7 @@ def main() -> int:
         "train_examples": len(load_data(args.train).intent_examples),
         "test_examples": len(rows),
         "intent_accuracy": round(accuracy_score(truth, predicted), 4),
-        "intent_macro_f1": round(f1_score(truth, predicted, average="macro"), 4),
+        "intent_macro_f1": round(f1_score(truth, predicted, labels=sorted(set(truth)), average="macro"), 4),
         "service_accuracy": round(service_correct / max(1, len(with_service)), 4),
         "service_examples": len(with_service),
         "service_spurious_on_examples_without_one": spurious,

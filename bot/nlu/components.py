@@ -5,6 +5,9 @@
   read at training time and its alias table is stored in the model, so a model is
   self-contained; `make train` retrains when the catalog changes).
 - `TrackingNumberExtractor`: the `tracking_number` entity in canonical form.
+- `EntityMentionMasker`: replaces the tokens of those entities with one placeholder token,
+  so the intent classifier learns "what is asked" from the words around the service name
+  instead of from the service name itself ("เช็คประวัติอาชญากรรม" is not a status check).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.extractors.extractor import EntityExtractorMixin
 from rasa.nlu.tokenizers.tokenizer import Token, Tokenizer
+from rasa.nlu.constants import TOKENS_NAMES
 from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
@@ -175,3 +179,61 @@ class TrackingNumberExtractor(GraphComponent, EntityExtractorMixin):
             ]
             _append_entities(self, message, found)
         return messages
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=False)
+class EntityMentionMasker(GraphComponent):
+    """Masks entity mentions in the tokens before featurization.
+
+    Registered as a featurizer so it runs on the training data too (with the annotated
+    entities) and, at prediction time, after the extractors (with the extracted entities).
+    Place it after the extractors and before the featurizers.
+    """
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        return {"entities": [SERVICE_ENTITY, TRACKING_ENTITY]}
+
+    def __init__(self, config: Dict[Text, Any]) -> None:
+        self._entities = set(config["entities"])
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> "EntityMentionMasker":
+        return cls(config)
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        self.process(training_data.training_examples)
+        return training_data
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        for message in messages:
+            tokens = message.get(TOKENS_NAMES[TEXT])
+            spans = [
+                (e["start"], e["end"], e["entity"])
+                for e in message.get(ENTITIES) or []
+                if e.get("entity") in self._entities and "start" in e and "end" in e
+            ]
+            if tokens and spans:
+                message.set(TOKENS_NAMES[TEXT], mask_tokens(tokens, spans))
+        return messages
+
+
+def mask_tokens(tokens: List[Token], spans: List[tuple[int, int, str]]) -> List[Token]:
+    """Tokens with every token overlapping an entity span replaced by one `__entity__` token."""
+    masked: List[Token] = []
+    placed: set[int] = set()
+    for token in tokens:
+        hit = next((i for i, (s, e, _) in enumerate(spans) if token.start < e and token.end > s), None)
+        if hit is None:
+            masked.append(token)
+        elif hit not in placed:
+            start, end, name = spans[hit]
+            masked.append(Token(f"__{name}__", start, end))
+            placed.add(hit)
+    return masked

@@ -63,3 +63,16 @@ def test_tracking_number_extractor_normalises():
     [entity] = message.get(ENTITIES)
     assert entity["value"] == "DLT-2569-000123"
     assert message.get(TEXT)[entity["start"]:entity["end"]] == "dlt ๒๕๖๙ ๐๐๐๑๒๓"
+
+
+def test_masker_replaces_entity_tokens_with_one_placeholder():
+    from bot.nlu.components import EntityMentionMasker
+
+    tokenizer = ThaiTokenizer(ThaiTokenizer.get_default_config())
+    text = "เช็คประวัติอาชญากรรมออนไลน์ได้ไหม"
+    message = Message({TEXT: text, ENTITIES: [{"entity": "service", "start": 0, "end": 20, "value": "criminal_record_check"}]})
+    tokenizer.process([message])
+    EntityMentionMasker(EntityMentionMasker.get_default_config()).process([message])
+    words = [t.text for t in message.get("text_tokens")]
+    assert words[0] == "__service__" and "เช็ค" not in words
+    assert words[1:] == ["ออนไลน์", "ได้", "ไหม"]

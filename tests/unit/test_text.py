@@ -25,3 +25,10 @@ def test_baht_and_buddhist_era_dates():
     assert format_baht(0) == "ไม่เสียค่าธรรมเนียม"
     assert format_thai_date(dt.date(2026, 11, 25)) == "25 พฤศจิกายน 2569"
     assert format_thai_date(dt.date(2026, 11, 25), short=True, weekday=True) == "วันพุธที่ 25 พ.ย. 2569"
+
+
+def test_chat_elongation_collapses_but_digits_stay():
+    norm = normalize("ช่ายยย มากกกก 000123")
+    assert norm.text == "ช่าย มาก 000123"
+    start = norm.text.index("มาก")
+    assert norm.span(start, start + 3) == (7, 13)
