@@ -14,7 +14,7 @@ TRAIN_INPUTS := $(RASA_CONFIG) $(RASA_DOMAIN) $(shell find $(RASA_DATA) sla_cata
 export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: setup run train test test-unit test-nlu test-integration validate bench-nlu catalog-check clean
+.PHONY: setup run train test test-unit test-nlu test-integration validate bench-nlu bench-chat catalog-check clean
 
 setup: $(RASA_VENV)/.installed $(APP_VENV)/.installed  ## create/update both environments
 
@@ -58,3 +58,6 @@ bench-nlu: setup  ## train on nlu_data/nlu, evaluate on the held-out set, write 
 
 clean:
 	rm -rf models results reports var/endpoints-*.yml
+
+bench-chat: setup train  ## web-chat reply latency through the real stack, raw numbers in reports/chat/
+	$(APP_VENV)/bin/python scripts/bench_chat.py

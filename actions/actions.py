@@ -69,6 +69,26 @@ class ActionAnswerService(Action):
         return [SlotSet("service", choice.service_id)]
 
 
+class ActionFallback(Action):
+    """Low NLU confidence: still help if the message names a service, else say what works."""
+
+    def name(self) -> str:
+        return "action_fallback"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        bot = assistant()
+        text = tracker.latest_message.get("text") or ""
+        choice = bot.choose_service(_entities(tracker, "service"), None, text)
+        if choice.service_id:
+            _send(dispatcher, bot.answers.answer(choice.service_id, "ask_service", now=bot.clock()))
+            return [SlotSet("service", choice.service_id)]
+        if choice.candidates:
+            _send(dispatcher, bot.answers.choose_service("ask_service", list(choice.candidates)))
+            return []
+        _send(dispatcher, bot.answers.not_understood())
+        return []
+
+
 class ActionRequestHuman(Action):
     """How to reach a human: the owning agency's contact, and the 1111 hotline."""
 

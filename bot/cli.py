@@ -9,13 +9,15 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+import secrets
 import signal
 import sys
 import time
 from pathlib import Path
 
-from bot.settings import Settings
+from bot.settings import PROJECT_ROOT, Settings
 
 
 def _catalog_check(directory: Path) -> int:
@@ -61,10 +63,22 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _with_rasa_token(settings: Settings, env_file: Path = PROJECT_ROOT / ".env") -> Settings:
+    """Generate RASA_TOKEN into the git-ignored .env when it is unset (the contract)."""
+    if settings.rasa_token:
+        return settings
+    token = secrets.token_urlsafe(32)
+    with env_file.open("a", encoding="utf-8") as out:
+        out.write(f"RASA_TOKEN={token}\n")
+    env_file.chmod(0o600)
+    print(f"Generated a Rasa API token into {env_file}", flush=True)
+    return dataclasses.replace(settings, rasa_token=token)
+
+
 def _run(settings: Settings) -> int:
     from bot.runtime.stack import Stack, StackError
 
-    stack = Stack(settings)
+    stack = Stack(_with_rasa_token(settings))
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         stack.start()

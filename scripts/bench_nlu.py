@@ -1,9 +1,11 @@
 """NLU benchmark (`make bench-nlu`; Rasa environment): train, evaluate on the held-out set.
 
 Trains an NLU-only model from nlu_data/nlu with the given config, parses every example of
-nlu_data/tests/nlu_heldout.yml (never used for training) and prints intent accuracy, macro-F1,
-`service` entity accuracy and the training time. Writes under reports/nlu/: summary.json,
-intent_report.json, predictions.jsonl (raw), errors.txt and confusion_matrix.png.
+each test set (never used for training: nlu_heldout.yml, used for error analysis while
+building, and nlu_blind.yml, written blind and never tuned against) and prints intent
+accuracy, macro-F1, `service` entity accuracy, training time and parse latency. Writes under
+reports/nlu/<set>/: summary.json, intent_report.json, predictions.jsonl (raw), errors.txt and
+confusion_matrix.png.
 """
 
 from __future__ import annotations
@@ -61,12 +63,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="nlu_data/config.yml")
     parser.add_argument("--train", default="nlu_data/nlu")
-    parser.add_argument("--test", default="nlu_data/tests/nlu_heldout.yml")
+    parser.add_argument(
+        "--test", nargs="+", default=["nlu_data/tests/nlu_heldout.yml", "nlu_data/tests/nlu_blind.yml"]
+    )
     parser.add_argument("--out", default="reports/nlu")
     args = parser.parse_args()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-
     workdir = tempfile.mkdtemp(prefix="bench-nlu-")
     try:
         started = time.perf_counter()
@@ -75,10 +76,28 @@ def main() -> int:
         if not model:
             print("error: training failed", file=sys.stderr)
             return 1
-        examples = [e for e in load_data(args.test).intent_examples]
-        rows = asyncio.run(_predict(model, examples))
+        results = {
+            test: asyncio.run(_predict(model, load_data(test).intent_examples)) for test in args.test
+        }
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    train_examples = len(load_data(args.train).intent_examples)
+    for test, rows in results.items():
+        out = Path(args.out) / Path(test).stem
+        summary = _report(
+            rows, out, config=args.config, test=test, train_examples=train_examples,
+            train_seconds=round(train_seconds, 1),
+        )
+        print(f"\n== {test}")
+        width = max(len(k) for k in summary)
+        for key, value in summary.items():
+            print(f"{key:<{width}}  {value}")
+        print(f"reports written to {out}/")
+    return 0
+
+
+def _report(rows: list[dict], out: Path, **facts) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
 
     truth = [r["intent"] for r in rows]
     predicted = [r["predicted_intent"] for r in rows]
@@ -88,15 +107,13 @@ def main() -> int:
     spurious = sum(bool(r["predicted_services"]) for r in without_service)
     parse_ms = sorted(r["parse_ms"] for r in rows)
     summary = {
-        "config": args.config,
-        "train_examples": len(load_data(args.train).intent_examples),
+        **facts,
         "test_examples": len(rows),
         "intent_accuracy": round(accuracy_score(truth, predicted), 4),
         "intent_macro_f1": round(f1_score(truth, predicted, labels=sorted(set(truth)), average="macro"), 4),
         "service_accuracy": round(service_correct / max(1, len(with_service)), 4),
         "service_examples": len(with_service),
         "service_spurious_on_examples_without_one": spurious,
-        "train_seconds": round(train_seconds, 1),
         "parse_ms_p50": parse_ms[len(parse_ms) // 2],
         "parse_ms_p95": parse_ms[int(len(parse_ms) * 0.95)],
         "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -125,12 +142,9 @@ def main() -> int:
     axes.set_title(f"Intent confusion on the held-out set (accuracy {summary['intent_accuracy']:.3f})")
     figure.tight_layout()
     figure.savefig(out / "confusion_matrix.png", dpi=110)
-
-    width = max(len(k) for k in summary)
-    for key, value in summary.items():
-        print(f"{key:<{width}}  {value}")
-    print(f"reports written to {out}/ ({len(errors)} errors listed in errors.txt)")
-    return 0
+    plt.close(figure)
+    summary["errors_listed"] = len(errors)
+    return summary
 
 
 if __name__ == "__main__":

@@ -196,6 +196,13 @@ class AnswerRenderer:
         aspect_label = "" if intent == "ask_service" else f"เรื่อง{label}"
         return Reply(self._render("choose_service", candidates=candidates, aspect_label=aspect_label), buttons)
 
+    def not_understood(self) -> Reply:
+        """The low-confidence fallback: how to ask, and the 1111 hotline."""
+        return Reply(
+            self._render("not_understood", hotline=self.catalog.agency(PUBLIC_SERVICE_CENTRE)),
+            [Button("ทำอะไรได้บ้าง", intent_payload("help")), Button("ขอคุยกับเจ้าหน้าที่", intent_payload("request_human"))],
+        )
+
     def human_contact(self, service_id: str | None) -> Reply:
         service = self.catalog.service(service_id) if service_id else None
         return Reply(

@@ -85,9 +85,8 @@ def _append_entities(extractor: EntityExtractorMixin, message: Message, found: l
     message.set(ENTITIES, message.get(ENTITIES, []) + found, add_to_output=True)
 
 
-@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR, is_trainable=True)
-class ServiceEntityExtractor(GraphComponent, EntityExtractorMixin):
-    """Emits `service` entities whose value is the catalog service ID."""
+class _CatalogTermsComponent(GraphComponent):
+    """Reads the catalog's aliases at training time and keeps them in the model."""
 
     FILE_NAME = "service_terms.json"
 
@@ -114,15 +113,18 @@ class ServiceEntityExtractor(GraphComponent, EntityExtractorMixin):
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
-    ) -> "ServiceEntityExtractor":
+    ) -> "_CatalogTermsComponent":
         return cls(config, model_storage, resource)
+
+    @classmethod
+    def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
+        """The catalog is an input Rasa cannot see: retrain when it changes."""
+        return load_catalog(config["catalog_dir"]).fingerprint
 
     def train(self, training_data: TrainingData) -> Resource:
         self._matcher = ServiceMatcher.from_catalog(load_catalog(self._config["catalog_dir"]))
         with self._model_storage.write_to(self._resource) as path:
-            rasa.shared.utils.io.dump_obj_as_json_to_file(
-                path / self.FILE_NAME, self._matcher.to_dict()
-            )
+            rasa.shared.utils.io.dump_obj_as_json_to_file(path / self.FILE_NAME, self._matcher.to_dict())
         return self._resource
 
     @classmethod
@@ -133,16 +135,24 @@ class ServiceEntityExtractor(GraphComponent, EntityExtractorMixin):
         resource: Resource,
         execution_context: ExecutionContext,
         **kwargs: Any,
-    ) -> "ServiceEntityExtractor":
+    ) -> "_CatalogTermsComponent":
         with model_storage.read_from(resource) as path:
             terms = rasa.shared.utils.io.read_json_file(path / cls.FILE_NAME)
         return cls(config, model_storage, resource, ServiceMatcher.from_dict(terms))
 
-    def process(self, messages: List[Message]) -> List[Message]:
+    @property
+    def matcher(self) -> ServiceMatcher:
         if self._matcher is None:
-            raise RuntimeError("ServiceEntityExtractor used before training")
+            raise RuntimeError(f"{type(self).__name__} used before training")
+        return self._matcher
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR, is_trainable=True)
+class ServiceEntityExtractor(_CatalogTermsComponent, EntityExtractorMixin):
+    """Emits `service` entities whose value is the catalog service ID."""
+
+    def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
-            text = message.get(TEXT) or ""
             found = [
                 {
                     "entity": SERVICE_ENTITY,
@@ -151,7 +161,7 @@ class ServiceEntityExtractor(GraphComponent, EntityExtractorMixin):
                     "value": m.service_id,
                     "confidence_entity": 1.0 if m.edits == 0 else 0.8,
                 }
-                for m in self._matcher.resolve(text).mentions
+                for m in self.matcher.resolve(message.get(TEXT) or "").mentions
             ]
             _append_entities(self, message, found)
         return messages
@@ -181,31 +191,15 @@ class TrackingNumberExtractor(GraphComponent, EntityExtractorMixin):
         return messages
 
 
-@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=False)
-class EntityMentionMasker(GraphComponent):
-    """Masks entity mentions in the tokens before featurization.
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=True)
+class EntityMentionMasker(_CatalogTermsComponent):
+    """Masks service names and tracking numbers in the tokens before featurization.
 
-    Registered as a featurizer so it runs on the training data too (with the annotated
-    entities) and, at prediction time, after the extractors (with the extracted entities).
-    Place it after the extractors and before the featurizers.
+    It finds the mentions itself, with the same matcher the extractor uses, so training
+    examples and live messages are masked identically (annotated spans in the training
+    data are often longer or shorter than what the matcher finds). Registered as a
+    featurizer so Rasa runs it on the training data too; place it before the featurizers.
     """
-
-    @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
-        return {"entities": [SERVICE_ENTITY, TRACKING_ENTITY]}
-
-    def __init__(self, config: Dict[Text, Any]) -> None:
-        self._entities = set(config["entities"])
-
-    @classmethod
-    def create(
-        cls,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> "EntityMentionMasker":
-        return cls(config)
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
         self.process(training_data.training_examples)
@@ -214,12 +208,12 @@ class EntityMentionMasker(GraphComponent):
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
             tokens = message.get(TOKENS_NAMES[TEXT])
-            spans = [
-                (e["start"], e["end"], e["entity"])
-                for e in message.get(ENTITIES) or []
-                if e.get("entity") in self._entities and "start" in e and "end" in e
-            ]
-            if tokens and spans:
+            text = message.get(TEXT) or ""
+            if not tokens or not text:
+                continue
+            spans = [(m.start, m.end, SERVICE_ENTITY) for m in self.matcher.resolve(text).mentions]
+            spans += [(m.start, m.end, TRACKING_ENTITY) for m in find_tracking_numbers(text)]
+            if spans:
                 message.set(TOKENS_NAMES[TEXT], mask_tokens(tokens, spans))
         return messages
 

@@ -97,4 +97,10 @@ def test_malformed_requests_get_a_4xx_with_a_thai_reason(gateway_url, body):
 
 def test_non_json_body_is_a_4xx(gateway_url):
     response = httpx.post(f"{gateway_url}/api/chat", content=b"\xff{not json", headers={"content-type": "application/json"})
-    assert response.status_code == 422
+    assert response.status_code == 400
+    assert "ข้อความไม่ถูกต้อง" in response.json()["detail"]
+
+
+def test_unknown_paths_are_404_not_500(gateway_url):
+    assert httpx.get(f"{gateway_url}/nope").status_code == 404
+    assert httpx.get(f"{gateway_url}/api/chat").status_code == 405

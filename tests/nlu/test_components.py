@@ -65,14 +65,16 @@ def test_tracking_number_extractor_normalises():
     assert message.get(TEXT)[entity["start"]:entity["end"]] == "dlt ๒๕๖๙ ๐๐๐๑๒๓"
 
 
-def test_masker_replaces_entity_tokens_with_one_placeholder():
+def test_masker_replaces_mentions_with_one_placeholder_each(model_storage, resource, execution_context):
     from bot.nlu.components import EntityMentionMasker
 
+    config = {"catalog_dir": str(CATALOG)}
+    EntityMentionMasker.create(config, model_storage, resource, execution_context).train(TrainingData())
+    masker = EntityMentionMasker.load(config, model_storage, resource, execution_context)
     tokenizer = ThaiTokenizer(ThaiTokenizer.get_default_config())
-    text = "เช็คประวัติอาชญากรรมออนไลน์ได้ไหม"
-    message = Message({TEXT: text, ENTITIES: [{"entity": "service", "start": 0, "end": 20, "value": "criminal_record_check"}]})
+    message = Message({TEXT: "เช็คประวัติอาชญากรรมออนไลน์ได้ไหม DLT 2569 000123"})
     tokenizer.process([message])
-    EntityMentionMasker(EntityMentionMasker.get_default_config()).process([message])
+    masker.process([message])
     words = [t.text for t in message.get("text_tokens")]
     assert words[0] == "__service__" and "เช็ค" not in words
-    assert words[1:] == ["ออนไลน์", "ได้", "ไหม"]
+    assert words[1:] == ["ออนไลน์", "ได้", "ไหม", "__tracking_number__"]

@@ -67,3 +67,16 @@ def test_human_and_complaint_replies_follow_the_remembered_service():
     assert "กรมการกงสุล" in human["text"] and "1111" in human["text"]
     _, [complaint] = run(actions.ActionComplaintChannels(), "fee_follow_up")
     assert "ช่องทางร้องเรียนเรื่อง" in complaint["text"] and "1111" in complaint["text"]
+
+
+def test_unclear_message_naming_a_service_gets_its_overview(assistant):
+    events, [message] = run(actions.ActionFallback(), "unclear_with_service")
+    assert events == [SlotSet("service", "elderly_allowance")]
+    assert message["text"] == assistant.answers.answer("elderly_allowance", "ask_service", now=NOW).text
+    assert message["buttons"]
+
+
+def test_unclear_message_without_a_service_gets_the_default_prompt_not_the_remembered_service():
+    events, [message] = run(actions.ActionFallback(), "unclear_nothing")
+    assert events == [] and "ยังไม่เข้าใจคำถาม" in message["text"] and "1111" in message["text"]
+    assert [b["payload"] for b in message["buttons"]] == ["/help", "/request_human"]
