@@ -119,7 +119,8 @@ class _CatalogTermsComponent(GraphComponent):
     @classmethod
     def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
         """The catalog is an input Rasa cannot see: retrain when it changes."""
-        return load_catalog(config["catalog_dir"]).fingerprint
+        directory = config.get("catalog_dir", cls.get_default_config()["catalog_dir"])
+        return load_catalog(directory).fingerprint
 
     def train(self, training_data: TrainingData) -> Resource:
         self._matcher = ServiceMatcher.from_catalog(load_catalog(self._config["catalog_dir"]))
