@@ -80,6 +80,7 @@ def _run(settings: Settings) -> int:
 
     stack = Stack(_with_rasa_token(settings))
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
     try:
         stack.start()
         print(
@@ -117,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # httpx logs every request URL at INFO, and Rasa's status URL carries the API token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = Settings.from_env()
     if args.command == "catalog":
         return _catalog_check(args.directory or settings.catalog_dir)

@@ -204,21 +204,18 @@ class AnswerRenderer:
         )
 
     def human_contact(self, service_id: str | None) -> Reply:
-        service = self.catalog.service(service_id) if service_id else None
-        return Reply(
-            self._render(
-                "human",
-                service=service,
-                agency=self.catalog.agency_of(service) if service else None,
-                hotline=self.catalog.agency(PUBLIC_SERVICE_CENTRE),
-            )
-        )
+        """How to reach an officer of the service's agency, and the 1111 hotline."""
+        return self._agency_reply("human", service_id)
 
     def complaint_channels(self, service_id: str | None) -> Reply:
+        """Where to complain: the service's channels, its agency's, and 1111."""
+        return self._agency_reply("complaint", service_id)
+
+    def _agency_reply(self, template: str, service_id: str | None) -> Reply:
         service = self.catalog.service(service_id) if service_id else None
         return Reply(
             self._render(
-                "complaint",
+                template,
                 service=service,
                 agency=self.catalog.agency_of(service) if service else None,
                 hotline=self.catalog.agency(PUBLIC_SERVICE_CENTRE),
