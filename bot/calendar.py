@@ -7,20 +7,16 @@ answers both ask it.
 from __future__ import annotations
 
 import datetime as dt
-from functools import lru_cache
 
 import holidays
 
 
 class ThaiCalendar:
-    def __init__(self, extra_closures: dict[dt.date, str] | None = None) -> None:
+    def __init__(self) -> None:
         self._holidays = holidays.country_holidays("TH", language="th", categories=("public",))
-        self._extra = dict(extra_closures or {})
 
     def holiday(self, day: dt.date) -> str | None:
         """The Thai name of the public holiday on `day`, or None."""
-        if day in self._extra:
-            return self._extra[day]
         name = self._holidays.get(day)
         return name.split(";")[0].strip() if name else None
 
@@ -36,8 +32,3 @@ class ThaiCalendar:
             if self.is_working_day(day):
                 remaining -= 1
         return day
-
-
-@lru_cache(maxsize=1)
-def default_calendar() -> ThaiCalendar:
-    return ThaiCalendar()

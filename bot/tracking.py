@@ -18,7 +18,6 @@ _SEP = r"[\s\-_/.:#]*"
 _PATTERN = re.compile(
     rf"(?<![A-Za-z])([A-Za-z]{{2,6}}){_SEP}({_DIGIT}{{4}}){_SEP}({_DIGIT}{{6}})(?!{_DIGIT})"
 )
-CANONICAL = re.compile(r"^[A-Z]{2,6}-\d{4}-\d{6}$")
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import secrets
 import socket
-from pathlib import Path
-
 import pytest
 
 from bot.runtime.stack import Stack
@@ -48,7 +46,3 @@ def gateway_url(stack: Stack) -> str:
 @pytest.fixture(scope="session")
 def rasa_url(stack: Stack) -> str:
     return stack.settings.rasa_url
-
-
-def project_path(*parts: str) -> Path:
-    return PROJECT_ROOT.joinpath(*parts)
