@@ -1,7 +1,8 @@
 """Custom actions. Each one reads the tracker, asks the `Assistant`, and returns events.
 
-The `Assistant` is built once, explicitly, by `configure()` (called by `sla-bot actions` at
-start-up, or on first use when the server is started some other way).
+The catalog is loaded once, explicitly, by `configure()` (called by `sla-bot actions` at
+start-up, or on first use when the server is started some other way); after that the
+`LiveAssistant` picks up catalog edits without a restart.
 """
 
 from __future__ import annotations
@@ -14,24 +15,24 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.answers.render import ASPECTS, Reply
-from bot.assistant import Assistant
+from bot.assistant import Assistant, LiveAssistant
 from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
-_assistant: Assistant | None = None
+_live: LiveAssistant | None = None
 
 
-def configure(assistant: Assistant) -> None:
-    global _assistant
-    _assistant = assistant
+def configure(live: LiveAssistant) -> None:
+    global _live
+    _live = live
 
 
 def assistant() -> Assistant:
-    if _assistant is None:
-        logger.info("building the assistant from the environment's settings")
-        configure(Assistant.load(Settings.from_env()))
-    assert _assistant is not None
-    return _assistant
+    if _live is None:
+        logger.info("loading the catalog named by the environment's settings")
+        configure(LiveAssistant(Settings.from_env().catalog_dir))
+    assert _live is not None
+    return _live.current()
 
 
 def _send(dispatcher: CollectingDispatcher, reply: Reply) -> None:

@@ -7,14 +7,19 @@ use the same object, so every channel answers from the same catalog.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Sequence
 
 from bot.answers.render import AnswerRenderer
 from bot.calendar import ThaiCalendar
 from bot.catalog.loader import Catalog, load_catalog
 from bot.catalog.matching import ServiceMatcher
-from bot.settings import TIMEZONE, Settings
+from bot.catalog.validation import CatalogError
+from bot.settings import TIMEZONE
+
+logger = logging.getLogger(__name__)
 
 
 def bangkok_now() -> dt.datetime:
@@ -48,10 +53,6 @@ class Assistant:
             clock=clock,
         )
 
-    @classmethod
-    def load(cls, settings: Settings) -> "Assistant":
-        return cls.from_catalog(load_catalog(settings.catalog_dir))
-
     def choose_service(
         self, mentioned: Sequence[str], remembered: str | None, text: str
     ) -> ServiceChoice:
@@ -73,3 +74,33 @@ class Assistant:
         if len(candidates) == 1:
             return ServiceChoice(candidates[0])
         return ServiceChoice(None, candidates)
+
+
+class LiveAssistant:
+    """Keeps an `Assistant` in step with the catalog files, so an edited fee is answered at once.
+
+    Each `current()` compares the files' sizes and modification times (a few stat calls) and
+    reloads on change. An edit that does not validate is logged and the last good catalog
+    stays in use, so a typo in one file never takes the bot down.
+    """
+
+    def __init__(self, directory: Path, clock: Callable[[], dt.datetime] = bangkok_now) -> None:
+        self._directory = Path(directory)
+        self._clock = clock
+        self._stamp = self._read_stamp()
+        self._assistant = Assistant.from_catalog(load_catalog(self._directory), clock)
+
+    def _read_stamp(self) -> tuple:
+        files = sorted(self._directory.glob("*.yml")) + sorted(self._directory.glob("services/*.yml"))
+        return tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+
+    def current(self) -> Assistant:
+        stamp = self._read_stamp()
+        if stamp != self._stamp:
+            self._stamp = stamp
+            try:
+                self._assistant = Assistant.from_catalog(load_catalog(self._directory), self._clock)
+                logger.info("catalog changed; reloaded %d services", len(self._assistant.catalog.services))
+            except CatalogError as exc:
+                logger.error("catalog edit rejected, still answering from the previous version:\n%s", exc)
+        return self._assistant

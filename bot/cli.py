@@ -40,9 +40,9 @@ def _actions(settings: Settings) -> int:
     from rasa_sdk.endpoint import create_app
 
     import actions.actions
-    from bot.assistant import Assistant
+    from bot.assistant import LiveAssistant
 
-    actions.actions.configure(Assistant.load(settings))
+    actions.actions.configure(LiveAssistant(settings.catalog_dir))
     app = create_app("actions")
     app.run(settings.host, settings.actions_port, workers=1, access_log=False, motd=False)
     return 0

@@ -9,8 +9,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 import actions.actions as actions
-from bot.assistant import Assistant
-from bot.catalog import load_catalog
+from bot.assistant import LiveAssistant
 from bot.settings import PROJECT_ROOT, TIMEZONE
 
 FIXTURES = PROJECT_ROOT / "tests" / "data" / "trackers"
@@ -19,9 +18,9 @@ NOW = dt.datetime(2026, 11, 25, 10, 0, tzinfo=TIMEZONE)
 
 @pytest.fixture(autouse=True)
 def assistant():
-    bot = Assistant.from_catalog(load_catalog(PROJECT_ROOT / "sla_catalog"), clock=lambda: NOW)
-    actions.configure(bot)
-    return bot
+    live = LiveAssistant(PROJECT_ROOT / "sla_catalog", clock=lambda: NOW)
+    actions.configure(live)
+    return live.current()
 
 
 def run(action, fixture: str):

@@ -50,18 +50,22 @@ def test_content_comes_from_the_catalog(service_id):
     assert all(channel.url in channels for channel in service.channels if channel.url)
 
 
-def test_a_changed_fee_is_what_the_bot_says(tmp_path):
+def test_a_changed_fee_is_answered_without_a_restart_and_a_broken_edit_is_ignored(tmp_path):
     import shutil
 
     import yaml
 
+    from bot.assistant import LiveAssistant
+
     shutil.copytree(PROJECT_ROOT / "sla_catalog", tmp_path / "c")
+    live = LiveAssistant(tmp_path / "c")
     path = tmp_path / "c" / "services" / "passport.yml"
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     data["fees"][0]["amount_baht"] = 1234
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    changed = Assistant.from_catalog(load_catalog(tmp_path / "c"))
-    assert "1,234 บาท" in changed.answers.answer("passport", "ask_fee", now=NOW).text
+    assert "1,234 บาท" in live.current().answers.answer("passport", "ask_fee", now=NOW).text
+    path.write_text("id: passport\nfees: [", encoding="utf-8")
+    assert "1,234 บาท" in live.current().answers.answer("passport", "ask_fee", now=NOW).text
 
 
 def test_open_now_and_saturday_questions_use_hours_and_holidays():
