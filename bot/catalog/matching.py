@@ -51,9 +51,9 @@ class Resolution:
 
 def allowed_edits(length: int) -> int:
     """Typing mistakes tolerated for an alias of `length` characters."""
-    if length >= 12:
+    if length >= 14:
         return 2
-    if length >= 7:
+    if length >= 8:
         return 1
     return 0
 

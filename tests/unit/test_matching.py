@@ -51,3 +51,14 @@ def test_unrelated_text_matches_nothing():
 def test_round_trips_through_the_model_file_format():
     again = ServiceMatcher.from_dict(MATCHER.to_dict())
     assert again.resolve("พาสปอร์ตหาย").service_id == "passport"
+
+
+def test_real_catalog_avoids_known_false_friends():
+    from bot.catalog import load_catalog
+    from bot.settings import PROJECT_ROOT
+
+    matcher = ServiceMatcher.from_catalog(load_catalog(PROJECT_ROOT / "sla_catalog"))
+    assert matcher.resolve("ต่อภาษีที่ดินที่ไหน").service_id is None  # land tax is not vehicle tax
+    assert matcher.resolve("สมุดเล่มทะเบียนรถหายทำไง").service_id is None  # the registration book
+    assert matcher.resolve("ต่อภาษีรถยนต์").service_id == "vehicle_tax_renewal"
+    assert matcher.resolve("ทำหนังสือเดินทงใหม่").service_id == "passport"
