@@ -71,7 +71,11 @@ class ActionAnswerService(Action):
 
 
 class ActionFallback(Action):
-    """Low NLU confidence: still help if the message names a service, else say what works."""
+    """Out of scope, or not understood: still help if the message points at a service.
+
+    A message that names a service (or a word like ใบอนุญาต shared by several) is never
+    answered with "outside my scope": the citizen gets the service's overview or a choice.
+    """
 
     def name(self) -> str:
         return "action_fallback"
@@ -86,7 +90,8 @@ class ActionFallback(Action):
         if choice.candidates:
             _send(dispatcher, bot.answers.choose_service("ask_service", list(choice.candidates)))
             return []
-        _send(dispatcher, bot.answers.not_understood())
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        _send(dispatcher, bot.answers.out_of_scope() if intent == "out_of_scope" else bot.answers.not_understood())
         return []
 
 

@@ -203,6 +203,13 @@ class AnswerRenderer:
             [Button("ทำอะไรได้บ้าง", intent_payload("help")), Button("ขอคุยกับเจ้าหน้าที่", intent_payload("request_human"))],
         )
 
+    def out_of_scope(self) -> Reply:
+        """A question outside government services: what the bot does instead, and 1111."""
+        return Reply(
+            self._render("out_of_scope", hotline=self.catalog.agency(PUBLIC_SERVICE_CENTRE)),
+            [Button("ทำอะไรได้บ้าง", intent_payload("help"))],
+        )
+
     def human_contact(self, service_id: str | None) -> Reply:
         """How to reach an officer of the service's agency, and the 1111 hotline."""
         return self._agency_reply("human", service_id)

@@ -79,3 +79,14 @@ def test_unclear_message_without_a_service_gets_the_default_prompt_not_the_remem
     events, [message] = run(actions.ActionFallback(), "unclear_nothing")
     assert events == [] and "ยังไม่เข้าใจคำถาม" in message["text"] and "1111" in message["text"]
     assert [b["payload"] for b in message["buttons"]] == ["/help", "/request_human"]
+
+
+def test_out_of_scope_that_names_a_kind_of_service_offers_the_candidates():
+    events, [message] = run(actions.ActionFallback(), "out_of_scope_permit")
+    assert events == [] and "นอกขอบเขต" not in message["text"]
+    assert len(message["buttons"]) >= 2 and all(b["payload"].startswith("/ask_service{") for b in message["buttons"])
+
+
+def test_truly_out_of_scope_says_so_with_the_hotline():
+    events, [message] = run(actions.ActionFallback(), "out_of_scope_lottery")
+    assert events == [] and "นอกขอบเขต" in message["text"] and "1111" in message["text"]
