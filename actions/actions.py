@@ -44,6 +44,10 @@ def _entities(tracker: Tracker, name: str) -> list[str]:
     return [str(e["value"]) for e in tracker.latest_message.get("entities", []) if e.get("entity") == name]
 
 
+def _intent(tracker: Tracker) -> str | None:
+    return (tracker.latest_message.get("intent") or {}).get("name")
+
+
 def _remembered_service(tracker: Tracker) -> str | None:
     """The service the message names, else the one the conversation was about."""
     mentioned = _entities(tracker, "service")
@@ -58,7 +62,7 @@ class ActionAnswerService(Action):
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         bot = assistant()
-        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        intent = _intent(tracker)
         if intent not in ASPECTS:
             intent = "ask_service"
         text = tracker.latest_message.get("text") or ""
@@ -90,8 +94,7 @@ class ActionFallback(Action):
         if choice.candidates:
             _send(dispatcher, bot.answers.choose_service("ask_service", list(choice.candidates)))
             return []
-        intent = (tracker.latest_message.get("intent") or {}).get("name")
-        _send(dispatcher, bot.answers.out_of_scope() if intent == "out_of_scope" else bot.answers.not_understood())
+        _send(dispatcher, bot.answers.out_of_scope() if _intent(tracker) == "out_of_scope" else bot.answers.not_understood())
         return []
 
 
