@@ -101,7 +101,7 @@ class ServiceMatcher:
         hay = norm.text
         if not hay:
             return Resolution((), ())
-        letters = set(hay)
+        pairs = _bigrams(hay)
         found: list[tuple[int, int, int, str]] = []  # (start, end, edits, service) in `hay`
         for service_id, alias in self._aliases:
             start = hay.find(alias)
@@ -111,7 +111,8 @@ class ServiceMatcher:
                     start = hay.find(alias, start + 1)
                 continue
             k = allowed_edits(len(alias))
-            if k and sum(ch in letters for ch in alias) >= len(alias) - k:
+            # q-gram lemma: a match within k edits shares >= len-1-2k of the alias's bigrams.
+            if k and sum(alias[i : i + 2] in pairs for i in range(len(alias) - 1)) >= len(alias) - 1 - 2 * k:
                 found += [(s, e, d, service_id) for s, e, d in _approximate(alias, hay, k)]
         # Exact before fuzzy, longer before shorter, earlier before later; no overlaps.
         found.sort(key=lambda f: (f[2], -(f[1] - f[0]), f[0]))
@@ -127,6 +128,10 @@ class ServiceMatcher:
             return Resolution(mentions, tuple(dict.fromkeys(m.service_id for m in mentions)))
         candidates = tuple(dict.fromkeys(sid for sid, word in self._keywords if word in hay))
         return Resolution((), candidates)
+
+
+def _bigrams(text: str) -> set[str]:
+    return {text[i : i + 2] for i in range(len(text) - 1)}
 
 
 def _approximate(pattern: str, text: str, k: int) -> list[tuple[int, int, int]]:
