@@ -149,7 +149,9 @@ class _ChannelRow:
     weekly: str
     state: OpenState | None = None
     day_hours: str = ""
-    next_open: dt.datetime | None = None
+
+
+HELP_BUTTON = Button("ทำอะไรได้บ้าง", intent_payload("help"))
 
 
 class AnswerRenderer:
@@ -200,14 +202,14 @@ class AnswerRenderer:
         """The low-confidence fallback: how to ask, and the 1111 hotline."""
         return Reply(
             self._render("not_understood", hotline=self.catalog.agency(PUBLIC_SERVICE_CENTRE)),
-            [Button("ทำอะไรได้บ้าง", intent_payload("help")), Button("ขอคุยกับเจ้าหน้าที่", intent_payload("request_human"))],
+            [HELP_BUTTON, Button("ขอคุยกับเจ้าหน้าที่", intent_payload("request_human"))],
         )
 
     def out_of_scope(self) -> Reply:
         """A question outside government services: what the bot does instead, and 1111."""
         return Reply(
             self._render("out_of_scope", hotline=self.catalog.agency(PUBLIC_SERVICE_CENTRE)),
-            [Button("ทำอะไรได้บ้าง", intent_payload("help"))],
+            [HELP_BUTTON],
         )
 
     def human_contact(self, service_id: str | None) -> Reply:
@@ -260,7 +262,7 @@ class AnswerRenderer:
                 state = state_at(channel, query.when, self.calendar)
                 blocks = hours_on(channel, query.when.date(), self.calendar)
                 day_hours = ", ".join(f"{b.open}–{b.close} น." for b in blocks)
-                row = _ChannelRow(channel, row.weekly, state, day_hours, state.next_open)
+                row = _ChannelRow(channel, row.weekly, state, day_hours)
             rows.append(row)
         return {
             "query": query,
