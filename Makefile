@@ -10,11 +10,18 @@ MODEL := models/sla-bot.tar.gz
 RASA_CONFIG := nlu_data/config.yml
 RASA_DOMAIN := nlu_data/domain.yml
 RASA_DATA := nlu_data/nlu nlu_data/rules
-TRAIN_INPUTS := $(RASA_CONFIG) $(RASA_DOMAIN) $(shell find $(RASA_DATA) sla_catalog bot/nlu -type f \( -name '*.yml' -o -name '*.py' \) 2>/dev/null)
+# Everything that shapes the model: config, domain, training data, the catalog (aliases), and
+# the code the Rasa components run (tokenizer, normaliser, matcher, tracking numbers).
+# tests/nlu/test_training_inputs.py checks this covers every module the components import.
+NLU_CODE := bot/__init__.py bot/text.py bot/tracking.py bot/answers/__init__.py bot/answers/reply.py \
+  $(shell find bot/nlu bot/catalog -type f -name '*.py' 2>/dev/null)
+TRAIN_INPUTS := $(RASA_CONFIG) $(RASA_DOMAIN) $(NLU_CODE) \
+  $(shell find $(RASA_DATA) sla_catalog -type f -name '*.yml' 2>/dev/null)
 export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: setup run train test test-unit test-nlu test-integration validate bench-nlu bench-chat catalog-check clean
+.PHONY: setup run train test lint browser test-unit test-nlu test-integration validate bench-nlu bench-chat \
+  catalog-check clean fixtures print-%
 
 setup: $(RASA_VENV)/.installed $(APP_VENV)/.installed  ## create/update both environments
 
@@ -48,10 +55,22 @@ test-unit: setup
 test-nlu: setup
 	$(RASA_VENV)/bin/python -m pytest tests/nlu -q
 
-test-integration: setup train
+browser:  ## Chromium and Thai fonts for the browser tests (installs them, or says how)
+	scripts/ensure-browser
+
+lint: setup  ## ruff, configured in pyproject.toml
+	$(APP_VENV)/bin/ruff check .
+
+test-integration: setup train browser
 	$(APP_VENV)/bin/python -m pytest tests/integration -q
 
-test: test-unit test-nlu test-integration  ## the whole test suite
+test: lint test-unit test-nlu test-integration  ## the whole test suite
+
+print-%:  ## print a make variable (used by the tests)
+	@echo $($*)
+
+fixtures: setup train  ## re-capture tests/data/trackers/ from the real Rasa server
+	$(APP_VENV)/bin/python -m tests.trackers
 
 bench-nlu: setup  ## train on nlu_data/nlu, evaluate on the held-out set, write reports/
 	$(RASA_VENV)/bin/python scripts/bench_nlu.py --config $(RASA_CONFIG)

@@ -7,6 +7,7 @@ start-up, or on first use when the server is started some other way); after that
 
 from __future__ import annotations
 
+import abc
 import logging
 from typing import Any
 
@@ -14,7 +15,8 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.answers.render import ASPECTS, Reply
+from bot.answers.render import ASPECTS
+from bot.answers.reply import Reply
 from bot.assistant import Assistant, LiveAssistant
 from bot.settings import Settings
 
@@ -36,8 +38,7 @@ def assistant() -> Assistant:
 
 
 def _send(dispatcher: CollectingDispatcher, reply: Reply) -> None:
-    buttons = [{"title": b.title, "payload": b.payload} for b in reply.buttons]
-    dispatcher.utter_message(text=reply.text, buttons=buttons or None)
+    dispatcher.utter_message(**reply.to_rasa())
 
 
 def _entities(tracker: Tracker, name: str) -> list[str]:
@@ -46,6 +47,15 @@ def _entities(tracker: Tracker, name: str) -> list[str]:
 
 def _intent(tracker: Tracker) -> str | None:
     return (tracker.latest_message.get("intent") or {}).get("name")
+
+
+def _remember_choice(service_id: str | None, candidates: tuple[str, ...] = ()) -> list[EventType]:
+    """The service the conversation is now about, or the candidates the citizen must choose from.
+
+    The `service` slot is only ever set here (its mapping is custom), so an ambiguous
+    question leaves it empty instead of silently keeping one of the services named.
+    """
+    return [SlotSet("service", service_id), SlotSet("service_candidates", list(candidates) or None)]
 
 
 def _remembered_service(tracker: Tracker) -> str | None:
@@ -66,12 +76,52 @@ class ActionAnswerService(Action):
         if intent not in ASPECTS:
             intent = "ask_service"
         text = tracker.latest_message.get("text") or ""
-        choice = bot.choose_service(_entities(tracker, "service"), tracker.get_slot("service"), text)
+        choice = bot.choose_service(
+            _entities(tracker, "service"),
+            tracker.get_slot("service"),
+            text,
+            pending=tracker.get_slot("service_candidates") or (),
+        )
         if choice.service_id is None:
             _send(dispatcher, bot.answers.choose_service(intent, list(choice.candidates)))
-            return []
+            return _remember_choice(None, choice.candidates)
         _send(dispatcher, bot.answers.answer(choice.service_id, intent, question=text, now=bot.clock()))
-        return [SlotSet("service", choice.service_id)]
+        return _remember_choice(choice.service_id)
+
+
+class _FixedReply(Action, abc.ABC):
+    """An action whose reply depends only on the catalog (greeting, help menu, "are you a bot?")."""
+
+    @abc.abstractmethod
+    def reply(self, bot: Assistant) -> Reply: ...
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        _send(dispatcher, self.reply(assistant()))
+        return []
+
+
+class ActionGreet(_FixedReply):
+    def name(self) -> str:
+        return "action_greet"
+
+    def reply(self, bot: Assistant) -> Reply:
+        return bot.answers.greeting()
+
+
+class ActionHelp(_FixedReply):
+    def name(self) -> str:
+        return "action_help"
+
+    def reply(self, bot: Assistant) -> Reply:
+        return bot.answers.help_menu()
+
+
+class ActionBotChallenge(_FixedReply):
+    def name(self) -> str:
+        return "action_bot_challenge"
+
+    def reply(self, bot: Assistant) -> Reply:
+        return bot.answers.bot_challenge()
 
 
 class ActionFallback(Action):
@@ -90,11 +140,12 @@ class ActionFallback(Action):
         choice = bot.choose_service(_entities(tracker, "service"), None, text)
         if choice.service_id:
             _send(dispatcher, bot.answers.answer(choice.service_id, "ask_service", now=bot.clock()))
-            return [SlotSet("service", choice.service_id)]
+            return _remember_choice(choice.service_id)
         if choice.candidates:
             _send(dispatcher, bot.answers.choose_service("ask_service", list(choice.candidates)))
-            return []
-        _send(dispatcher, bot.answers.out_of_scope() if _intent(tracker) == "out_of_scope" else bot.answers.not_understood())
+            return _remember_choice(None, choice.candidates)
+        answers = bot.answers
+        _send(dispatcher, answers.out_of_scope() if _intent(tracker) == "out_of_scope" else answers.not_understood())
         return []
 
 

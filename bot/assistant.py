@@ -10,14 +10,16 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
-from bot.answers.render import AnswerRenderer
+from bot.answers.render import ASPECTS, AnswerRenderer
+from bot.answers.reply import BUTTON_TITLE_MAX, Reply
 from bot.calendar import ThaiCalendar
 from bot.catalog.loader import Catalog, load_catalog
 from bot.catalog.matching import ServiceMatcher
-from bot.catalog.validation import CatalogError
+from bot.catalog.validation import CatalogError, Problem
 from bot.settings import TIMEZONE
+from bot.tracking import COMPLAINT_CODE
 
 logger = logging.getLogger(__name__)
 
@@ -44,24 +46,79 @@ class Assistant:
 
     @classmethod
     def from_catalog(cls, catalog: Catalog, clock: Callable[[], dt.datetime] = bangkok_now) -> "Assistant":
-        calendar = ThaiCalendar()
-        return cls(
+        """An assistant for `catalog`; raises `CatalogError` if any reply cannot be rendered from it."""
+        calendar = ThaiCalendar(catalog.special_days)
+        assistant = cls(
             catalog=catalog,
             calendar=calendar,
             matcher=ServiceMatcher.from_catalog(catalog),
             answers=AnswerRenderer(catalog, calendar),
             clock=clock,
         )
+        problems = assistant.render_problems()
+        if problems:
+            raise CatalogError(problems)
+        return assistant
+
+    def render_problems(self) -> list[Problem]:
+        """Render every kind of reply for every service and agency; list what fails.
+
+        The catalog's schema cannot see everything the templates need, so a catalog is only
+        accepted (by `catalog check` and by the live reload) once every reply renders.
+        """
+        now = self.clock()
+        problems: list[Problem] = []
+
+        def attempt(file: str, what: str, render: Callable[..., Reply], *args: Any, **kwargs: Any) -> None:
+            try:
+                reply = render(*args, **kwargs)
+            except Exception as exc:  # any template failure means the catalog cannot be served
+                problems.append(Problem(file, what, f"the answer cannot be rendered: {type(exc).__name__}: {exc}"))
+                return
+            if not reply.text.strip():
+                problems.append(Problem(file, what, "the answer renders empty"))
+            for button in reply.buttons:
+                if len(button.title) > BUTTON_TITLE_MAX:
+                    problems.append(
+                        Problem(file, what, f"button {button.title!r} is longer than {BUTTON_TITLE_MAX} characters")
+                    )
+
+        answers = self.answers
+        for sid in self.catalog.services:
+            file = f"services/{sid}.yml"
+            for intent in ASPECTS:
+                attempt(file, f"answer to {intent}", answers.answer, sid, intent, question="ตอนนี้", now=now)
+                attempt(file, f"answer to {intent}", answers.answer, sid, intent, now=now)
+            attempt(file, "human contact", answers.human_contact, sid)
+            attempt(file, "complaint channels", answers.complaint_channels, sid)
+        for code in [*self.catalog.agencies, COMPLAINT_CODE, "XX"]:
+            attempt("agencies.yml", f"status of a {code} number", answers.status_help, f"{code}-2569-000001")
+        attempt("agencies.yml", "greeting", answers.greeting)
+        attempt("agencies.yml", "help menu", answers.help_menu)
+        attempt("agencies.yml", "bot challenge", answers.bot_challenge)
+        attempt("agencies.yml", "not understood", answers.not_understood)
+        attempt("agencies.yml", "out of scope", answers.out_of_scope)
+        attempt("agencies.yml", "human contact", answers.human_contact, None)
+        attempt("agencies.yml", "complaint channels", answers.complaint_channels, None)
+        attempt("agencies.yml", "status without a number", answers.status_help, None)
+        attempt("agencies.yml", "choice of service", answers.choose_service, "ask_fee", [])
+        return problems
 
     def choose_service(
-        self, mentioned: Sequence[str], remembered: str | None, text: str
+        self,
+        mentioned: Sequence[str],
+        remembered: str | None,
+        text: str,
+        pending: Sequence[str] = (),
     ) -> ServiceChoice:
         """Decide which service a question is about.
 
         `mentioned` are the services the NLU found in this message, `remembered` the one the
-        conversation was about. One mention wins; several mean "which one?". Without a
-        mention, a weak word in the text (ใบอนุญาต, ทะเบียน) that points elsewhere than the
-        remembered service asks too; otherwise the remembered service carries the follow-up.
+        conversation was about, `pending` the candidates the bot last asked the citizen to
+        choose from. One mention wins; several mean "which one?". Without a mention, a weak
+        word in the text (ใบอนุญาต, ทะเบียน) that points elsewhere than the remembered
+        service asks too; otherwise the remembered service carries the follow-up. While a
+        choice is pending nothing is remembered, so the follow-up asks again among them.
         """
         known = [sid for sid in dict.fromkeys(mentioned) if sid in self.catalog.services]
         if len(known) == 1:
@@ -73,6 +130,8 @@ class Assistant:
             return ServiceChoice(remembered)
         if len(candidates) == 1:
             return ServiceChoice(candidates[0])
+        if not candidates:
+            candidates = tuple(sid for sid in pending if sid in self.catalog.services)
         return ServiceChoice(None, candidates)
 
 

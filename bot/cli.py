@@ -1,7 +1,8 @@
 """`sla-bot`: the operator's command line (app environment).
 
   sla-bot catalog check [DIR]   validate the SLA catalog, listing every problem
-  sla-bot run                   start Rasa, the action server and the gateway (`make run`)
+  sla-bot run                   start Rasa, the action server and the gateway, restart any
+                                that dies, stop all three on Ctrl-C (`make run`)
   sla-bot actions               the action server alone
   sla-bot gateway               the gateway alone
 """
@@ -11,20 +12,22 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import secrets
 import signal
 import sys
-import time
 from pathlib import Path
 
-from bot.settings import PROJECT_ROOT, Settings
+from bot.settings import GENERATED_SECRETS, PROJECT_ROOT, Settings
 
 
 def _catalog_check(directory: Path) -> int:
+    """Validate the catalog and render every reply from it, as the live reload does."""
+    from bot.assistant import Assistant
     from bot.catalog import CatalogError, load_catalog
 
     try:
-        catalog = load_catalog(directory)
+        catalog = Assistant.from_catalog(load_catalog(directory)).catalog
     except CatalogError as exc:
         print(exc, file=sys.stderr)
         print("Fix the fields above and run `sla-bot catalog check` again.", file=sys.stderr)
@@ -44,7 +47,8 @@ def _actions(settings: Settings) -> int:
 
     actions.actions.configure(LiveAssistant(settings.catalog_dir))
     app = create_app("actions")
-    app.run(settings.host, settings.actions_port, workers=1, access_log=False, motd=False)
+    # Internal: only Rasa calls the action server, so it binds the internal host.
+    app.run(settings.internal_host, settings.actions_port, workers=1, access_log=False, motd=False)
     return 0
 
 
@@ -53,8 +57,9 @@ def _gateway(settings: Settings) -> int:
 
     from bot.gateway.app import create_app
 
+    # The one process meant to face the outside, so it alone binds the gateway host.
     # ws="none": the gateway serves no websockets, and rasa-sdk pins an old `websockets`.
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.gateway_port, ws="none")
+    uvicorn.run(create_app(settings), host=settings.gateway_host, port=settings.gateway_port, ws="none")
     return 0
 
 
@@ -63,38 +68,53 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _with_rasa_token(settings: Settings, env_file: Path = PROJECT_ROOT / ".env") -> Settings:
-    """Generate RASA_TOKEN into the git-ignored .env when it is unset (the contract)."""
-    if settings.rasa_token:
+def _with_generated_secrets(settings: Settings, env_file: Path = PROJECT_ROOT / ".env") -> Settings:
+    """Generate each unset secret of GENERATED_SECRETS into the git-ignored .env (the contract).
+
+    The values go only into that file (created 0600) and the returned settings; only the
+    names are printed.
+    """
+    current = settings.to_env()
+    generated = {name: secrets.token_urlsafe(32) for name in GENERATED_SECRETS if not current.get(name)}
+    if not generated:
         return settings
-    token = secrets.token_urlsafe(32)
-    with env_file.open("a", encoding="utf-8") as out:
-        out.write(f"RASA_TOKEN={token}\n")
-    env_file.chmod(0o600)
-    print(f"Generated a Rasa API token into {env_file}", flush=True)
-    return dataclasses.replace(settings, rasa_token=token)
+    _append_private(env_file, "".join(f"{name}={value}\n" for name, value in generated.items()))
+    print(f"Generated {' and '.join(generated)} into {env_file}", flush=True)
+    # Each secret's Settings field is its lower-cased name: RASA_TOKEN -> rasa_token.
+    return dataclasses.replace(settings, **{name.lower(): value for name, value in generated.items()})
+
+
+def _append_private(path: Path, text: str) -> None:
+    """Append to `path`, readable by its owner only from before the first byte is written."""
+    if path.exists() and path.stat().st_size and not path.read_bytes().endswith(b"\n"):
+        text = "\n" + text  # keep a hand-edited last line intact
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as out:
+        os.fchmod(out.fileno(), 0o600)
+        out.write(text)
 
 
 def _run(settings: Settings) -> int:
     from bot.runtime.stack import Stack, StackError
 
-    stack = Stack(_with_rasa_token(settings))
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
+    stack = Stack(_with_generated_secrets(settings))
+    s = stack.settings
     try:
         stack.start()
         print(
             "\nThe assistant is running:\n"
-            f"  web chat        {settings.gateway_url}/\n"
-            f"  gateway health  {settings.gateway_url}/healthz\n"
-            f"  Rasa server     {settings.rasa_url}  (REST channel: /webhooks/rest/webhook; API token in .env)\n"
-            f"  action server   {settings.actions_url}/health\n"
-            "Press Ctrl-C to stop all three.\n",
+            f"  web chat        {s.gateway_url}/\n"
+            f"  gateway health  {s.gateway_url}/healthz\n"
+            f"  Rasa server     {s.rasa_url}  (REST channel: /webhooks/rest/webhook; API token in .env)\n"
+            f"  action server   {s.actions_url}/health\n"
+            "A process that dies is restarted. Press Ctrl-C to stop all three.\n",
             flush=True,
         )
-        while True:
-            stack.check_alive()
-            time.sleep(1)
+        stack.wait()
+        print("error: the supervisor stopped unexpectedly", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("\nStopping...", flush=True)
         return 0
@@ -102,6 +122,9 @@ def _run(settings: Settings) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
+        # A second Ctrl-C must not cut the stopping short and leave processes behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.stop()
 
 
@@ -111,8 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     catalog = commands.add_parser("catalog", help="work with the SLA catalog")
     catalog_commands = catalog.add_subparsers(dest="catalog_command", required=True)
     check = catalog_commands.add_parser("check", help="validate the catalog")
-    check.add_argument("directory", nargs="?", type=Path, help="catalog directory (default: SLA_CATALOG_DIR or sla_catalog/)")
-    commands.add_parser("run", help="start the Rasa server, the action server and the gateway")
+    check.add_argument(
+        "directory", nargs="?", type=Path,
+        help="catalog directory (default: SLA_CATALOG_DIR or sla_catalog/)",
+    )
+    commands.add_parser(
+        "run", help="start the Rasa server, the action server and the gateway; restart any that dies"
+    )
     commands.add_parser("actions", help="start the action server")
     commands.add_parser("gateway", help="start the gateway")
     args = parser.parse_args(argv)

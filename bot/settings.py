@@ -1,6 +1,9 @@
 """All configuration, read once from the environment (and the git-ignored `.env` file).
 
 Standard library only. Names follow the interface contract (../shared/CONTRACT.md).
+The gateway is the only process meant to face the outside: it binds `GATEWAY_HOST`, while
+the Rasa server and the action server (whose APIs are internal) bind `INTERNAL_HOST`; both
+default to 127.0.0.1 and are set separately on purpose.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from zoneinfo import ZoneInfo
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TIMEZONE = ZoneInfo("Asia/Bangkok")
+# Secrets `make run` generates into `.env` when they are unset.
+GENERATED_SECRETS = ("RASA_TOKEN", "WEB_SESSION_SECRET")
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -31,25 +36,38 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Settings:
-    host: str = "127.0.0.1"
+    gateway_host: str = "127.0.0.1"
+    internal_host: str = "127.0.0.1"
     rasa_port: int = 5005
     actions_port: int = 5055
     gateway_port: int = 8000
     rasa_token: str = ""
+    web_session_secret: str = ""
     catalog_dir: Path = PROJECT_ROOT / "sla_catalog"
     model_dir: Path = PROJECT_ROOT / "models"
+    data_dir: Path = PROJECT_ROOT / "var"
+    database_url: str = ""
+    redis_url: str = ""
+    # Messages a minute the gateway accepts from one chat identity, and from one IP address.
+    rate_limit_identity: int = 20
+    rate_limit_address: int = 120
 
     @property
     def rasa_url(self) -> str:
-        return f"http://{self.host}:{self.rasa_port}"
+        return f"http://{_connectable(self.internal_host)}:{self.rasa_port}"
 
     @property
     def actions_url(self) -> str:
-        return f"http://{self.host}:{self.actions_port}"
+        return f"http://{_connectable(self.internal_host)}:{self.actions_port}"
 
     @property
     def gateway_url(self) -> str:
-        return f"http://{self.host}:{self.gateway_port}"
+        return f"http://{_connectable(self.gateway_host)}:{self.gateway_port}"
+
+    @property
+    def database(self) -> str:
+        """The SQLAlchemy URL: `DATABASE_URL`, else a SQLite file under the data directory."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'sla-bot.db'}"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -62,20 +80,60 @@ class Settings:
             value = environ.get(name)
             return value if value else None
 
-        def port(name: str, default: int) -> int:
+        def number(name: str, default: int, low: int = 1, high: int = 10**9) -> int:
             value = get(name)
             if value is None:
                 return default
-            if not value.isdigit() or not 0 < int(value) < 65536:
-                raise ValueError(f"{name} must be a TCP port number, got {value!r}")
+            if not value.isdigit() or not low <= int(value) <= high:
+                raise ValueError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
             return int(value)
 
+        def port(name: str, default: int) -> int:
+            return number(name, default, 1, 65535)
+
         return cls(
-            host=get("BIND_HOST") or defaults.host,
+            gateway_host=get("GATEWAY_HOST") or defaults.gateway_host,
+            internal_host=get("INTERNAL_HOST") or defaults.internal_host,
             rasa_port=port("RASA_PORT", defaults.rasa_port),
             actions_port=port("ACTIONS_PORT", defaults.actions_port),
             gateway_port=port("GATEWAY_PORT", defaults.gateway_port),
             rasa_token=get("RASA_TOKEN") or "",
+            web_session_secret=get("WEB_SESSION_SECRET") or "",
             catalog_dir=Path(get("SLA_CATALOG_DIR") or defaults.catalog_dir),
             model_dir=Path(get("MODEL_DIR") or defaults.model_dir),
+            data_dir=Path(get("DATA_DIR") or defaults.data_dir),
+            database_url=get("DATABASE_URL") or "",
+            redis_url=get("REDIS_URL") or "",
+            rate_limit_identity=number("RATE_LIMIT_PER_IDENTITY", defaults.rate_limit_identity),
+            rate_limit_address=number("RATE_LIMIT_PER_ADDRESS", defaults.rate_limit_address),
         )
+
+    def to_env(self) -> dict[str, str]:
+        """The environment variables that reproduce these settings in a child process.
+
+        Unset values are passed as empty strings, which `from_env` reads as unset: a child
+        started with explicit settings (tests, benchmarks) must not pick up a `DATABASE_URL`
+        from the operator's shell or `.env`.
+        """
+        env = {
+            "GATEWAY_HOST": self.gateway_host,
+            "INTERNAL_HOST": self.internal_host,
+            "RASA_PORT": str(self.rasa_port),
+            "ACTIONS_PORT": str(self.actions_port),
+            "GATEWAY_PORT": str(self.gateway_port),
+            "RASA_TOKEN": self.rasa_token,
+            "WEB_SESSION_SECRET": self.web_session_secret,
+            "SLA_CATALOG_DIR": str(self.catalog_dir),
+            "MODEL_DIR": str(self.model_dir),
+            "DATA_DIR": str(self.data_dir),
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.redis_url,
+            "RATE_LIMIT_PER_IDENTITY": str(self.rate_limit_identity),
+            "RATE_LIMIT_PER_ADDRESS": str(self.rate_limit_address),
+        }
+        return env
+
+
+def _connectable(host: str) -> str:
+    """The address to connect to for a bind address: 0.0.0.0 / :: mean "this machine"."""
+    return {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, host)

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import secrets
-import socket
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import httpx
 
-from bot.runtime.stack import Stack
-from bot.settings import PROJECT_ROOT, Settings
+from bot.runtime.stack import Stack, private_settings
+from bot.settings import PROJECT_ROOT
 
 QUESTIONS = [
     "ต่อภาษีรถยนต์ต้องใช้เอกสารอะไรบ้าง",
@@ -33,12 +30,6 @@ QUESTIONS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--citizens", type=int, default=10)
@@ -46,22 +37,21 @@ def main() -> int:
     args = parser.parse_args()
     out = PROJECT_ROOT / args.out
     out.mkdir(parents=True, exist_ok=True)
-    settings = Settings(
-        rasa_port=_free_port(), actions_port=_free_port(), gateway_port=_free_port(),
-        rasa_token=secrets.token_hex(16),
-    )
+    settings = private_settings(out / "data")
     rows = []
-    with (out / "stack.log").open("w") as log, Stack(settings, output=log, log=log.write):
-        with httpx.Client(base_url=settings.gateway_url, timeout=30) as client:
-            client.post("/api/chat", json={"sender": "warmup", "message": "สวัสดี"})
-            started = time.perf_counter()
-            for citizen in range(args.citizens):
+    with (out / "stack.log").open("w") as log, Stack(settings, output=log):
+        with httpx.Client(base_url=settings.gateway_url, timeout=30) as warmup:
+            warmup.post("/api/chat", json={"message": "สวัสดี"})
+        started = time.perf_counter()
+        for citizen in range(args.citizens):
+            # One client per citizen: the gateway's session cookie is that citizen's identity.
+            with httpx.Client(base_url=settings.gateway_url, timeout=30) as client:
                 for question in QUESTIONS:
                     t0 = time.perf_counter()
-                    response = client.post("/api/chat", json={"sender": f"bench-{citizen}", "message": question})
+                    response = client.post("/api/chat", json={"message": question})
                     rows.append({"citizen": citizen, "question": question, "status": response.status_code,
                                  "ms": round((time.perf_counter() - t0) * 1000, 2)})
-            elapsed = time.perf_counter() - started
+        elapsed = time.perf_counter() - started
     with (out / "latency.jsonl").open("w", encoding="utf-8") as raw:
         for row in rows:
             raw.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -69,7 +59,10 @@ def main() -> int:
     failures = sum(r["status"] != 200 for r in rows)
     quantile = lambda q: ms[min(len(ms) - 1, int(len(ms) * q))]  # noqa: E731
     print(f"requests     {len(rows)} ({failures} failed), one at a time")
-    print(f"latency ms   p50 {quantile(0.5):.1f}  p95 {quantile(0.95):.1f}  p99 {quantile(0.99):.1f}  max {ms[-1]:.1f}  mean {statistics.mean(ms):.1f}")
+    print(
+        f"latency ms   p50 {quantile(0.5):.1f}  p95 {quantile(0.95):.1f}  p99 {quantile(0.99):.1f}"
+        f"  max {ms[-1]:.1f}  mean {statistics.mean(ms):.1f}"
+    )
     print(f"throughput   {len(rows) / elapsed:.1f} replies/s")
     print(f"raw timings  {out / 'latency.jsonl'}")
     return 1 if failures else 0

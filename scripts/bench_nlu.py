@@ -141,7 +141,9 @@ def _report(rows: list[dict], out: Path, **facts) -> dict:
 
     labels = sorted(set(truth) | set(predicted))
     figure, axes = plt.subplots(figsize=(12, 12))
-    ConfusionMatrixDisplay.from_predictions(truth, predicted, labels=labels, ax=axes, xticks_rotation="vertical", colorbar=False)
+    ConfusionMatrixDisplay.from_predictions(
+        truth, predicted, labels=labels, ax=axes, xticks_rotation="vertical", colorbar=False
+    )
     axes.set_title(f"Intent confusion on the held-out set (accuracy {summary['intent_accuracy']:.3f})")
     figure.tight_layout()
     figure.savefig(out / "confusion_matrix.png", dpi=110)

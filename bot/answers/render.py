@@ -3,28 +3,33 @@
 The wording lives in `templates/th/*.j2` (one file per kind of answer, for Thai editors);
 this module only computes what the templates show: opening states, weekly hours, fee
 summaries and the buttons. Every service answer ends with its source (`_source.j2`).
+
+Escaping follows the output format, decided by the template's name: `*.html.j2` templates
+(pages that render markup) are autoescaped; chat templates produce plain text, where every
+interpolated value is stripped of control and bidirectional-override characters, so an
+echoed value can neither inject markup into a page nor disguise itself in a chat.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from bot.answers.reply import Button, Reply, intent_payload
 from bot.calendar import ThaiCalendar
 from bot.catalog.loader import Catalog
 from bot.catalog.schema import WEEKDAYS, Channel, Document, Duration, Service
 from bot.opening import OpenState, hours_on, state_at
 from bot.text import THAI_WEEKDAYS, format_baht, format_number, format_thai_date, format_time
-from bot.timeref import TimeQuery, parse_time_reference
+from bot.timeref import parse_time_reference
+from bot.tracking import COMPLAINT_CODE
 
 TEMPLATES = Path(__file__).parent / "templates" / "th"
-PUBLIC_SERVICE_CENTRE = "OPM"
 
 # Which answer each NLU intent asks for, and how the buttons name it.
 ASPECTS: dict[str, tuple[str, str]] = {
@@ -47,28 +52,8 @@ CHANNEL_LABELS = {
 DURATION_UNITS = {"minutes": "นาที", "hours": "ชั่วโมง", "working_days": "วันทำการ", "days": "วัน"}
 
 
-@dataclass(frozen=True)
-class Button:
-    title: str
-    payload: str
-
-
-@dataclass(frozen=True)
-class Reply:
-    text: str
-    buttons: list[Button] = field(default_factory=list)
-
-
-def intent_payload(intent: str, service_id: str | None = None) -> str:
-    """A Rasa button payload that re-asks `intent`, optionally about one service."""
-    if service_id is None:
-        return f"/{intent}"
-    return f"/{intent}{json.dumps({'service': service_id})}"
-
-
-def short_name(service: Service) -> str:
-    """The service name without its parenthesised detail, for buttons."""
-    return service.name.split(" (")[0].split("(")[0].strip()
+def service_button(service: Service, intent: str = "ask_service") -> Button:
+    return Button(service.short_name, intent_payload(intent, service=service.id))
 
 
 def describe_duration(duration: Duration) -> str:
@@ -118,13 +103,28 @@ def _thai_datetime(value: dt.datetime) -> str:
     return f"{format_thai_date(value.date(), short=True, weekday=True)} เวลา {format_time(value.time())}"
 
 
-def _environment() -> jinja2.Environment:
+# C0/C1 controls (but newline and tab) and bidirectional overrides/isolates.
+_UNSAFE_IN_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def plain_value(value: Any) -> Any:
+    """What a `{{ value }}` shows in plain text: strings lose control and bidi-override characters."""
+    return _UNSAFE_IN_TEXT.sub("", value) if isinstance(value, str) else value
+
+
+def _autoescape(template_name: str | None) -> bool:
+    return bool(template_name) and template_name.endswith((".html.j2", ".html"))
+
+
+def template_environment(loader: jinja2.BaseLoader | None = None) -> jinja2.Environment:
+    """The Jinja environment for every citizen-facing text: escaping by output format, Thai filters."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
+        loader=loader or jinja2.FileSystemLoader(TEMPLATES),
         trim_blocks=True,
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
-        autoescape=False,  # plain chat text; channels escape for their own medium
+        autoescape=_autoescape,
+        finalize=plain_value,
     )
     env.filters.update(
         baht=format_baht,
@@ -152,6 +152,9 @@ class _ChannelRow:
 
 
 HELP_BUTTON = Button("ทำอะไรได้บ้าง", intent_payload("help"))
+HUMAN_BUTTON = Button("ขอคุยกับเจ้าหน้าที่", intent_payload("request_human"))
+# Services the greeting offers first: the ones citizens ask about most.
+GREETING_SERVICES = ("vehicle_tax_renewal", "passport", "id_card")
 
 
 class AnswerRenderer:
@@ -160,7 +163,7 @@ class AnswerRenderer:
     def __init__(self, catalog: Catalog, calendar: ThaiCalendar) -> None:
         self.catalog = catalog
         self.calendar = calendar
-        self._env = _environment()
+        self._env = template_environment()
 
     def _render(self, template: str, **context: Any) -> str:
         text = self._env.get_template(f"{template}.j2").render(**context)
@@ -179,7 +182,7 @@ class AnswerRenderer:
         if aspect == "overview":
             context["fee_summary"] = self._fee_summary(service)
             buttons = [
-                Button(label, intent_payload(name, service.id))
+                Button(label, intent_payload(name, service=service.id))
                 for name, (a, label) in ASPECTS.items()
                 if a != "overview"
             ]
@@ -191,26 +194,36 @@ class AnswerRenderer:
         """Ask which service is meant, with a button for each candidate (or every service)."""
         _, label = ASPECTS.get(intent, ASPECTS["ask_service"])
         shown = candidates or list(self.catalog.services)
-        buttons = [
-            Button(short_name(self.catalog.services[sid]), intent_payload(intent, sid))
-            for sid in shown
-        ]
+        buttons = [service_button(self.catalog.services[sid], intent) for sid in shown]
         aspect_label = "" if intent == "ask_service" else f"เรื่อง{label}"
         return Reply(self._render("choose_service", candidates=candidates, aspect_label=aspect_label), buttons)
 
+    def greeting(self) -> Reply:
+        """Hello, the privacy notice, and the most asked-for services."""
+        services = [self.catalog.services[s] for s in GREETING_SERVICES if s in self.catalog.services]
+        return Reply(
+            self._render("greeting", hotline=self.catalog.central),
+            [HELP_BUTTON, *(service_button(s) for s in services)],
+        )
+
+    def help_menu(self) -> Reply:
+        """What the assistant can do, with a button for every service in the catalog."""
+        return Reply(
+            self._render("help", hotline=self.catalog.central),
+            [service_button(s) for s in self.catalog.services.values()],
+        )
+
+    def bot_challenge(self) -> Reply:
+        """An honest "yes, this is a bot", and how to reach a person."""
+        return Reply(self._render("bot_challenge", hotline=self.catalog.central), [HUMAN_BUTTON])
+
     def not_understood(self) -> Reply:
         """The low-confidence fallback: how to ask, and the 1111 hotline."""
-        return Reply(
-            self._render("not_understood", hotline=self.catalog.agency(PUBLIC_SERVICE_CENTRE)),
-            [HELP_BUTTON, Button("ขอคุยกับเจ้าหน้าที่", intent_payload("request_human"))],
-        )
+        return Reply(self._render("not_understood", hotline=self.catalog.central), [HELP_BUTTON, HUMAN_BUTTON])
 
     def out_of_scope(self) -> Reply:
         """A question outside government services: what the bot does instead, and 1111."""
-        return Reply(
-            self._render("out_of_scope", hotline=self.catalog.agency(PUBLIC_SERVICE_CENTRE)),
-            [HELP_BUTTON],
-        )
+        return Reply(self._render("out_of_scope", hotline=self.catalog.central), [HELP_BUTTON])
 
     def human_contact(self, service_id: str | None) -> Reply:
         """How to reach an officer of the service's agency, and the 1111 hotline."""
@@ -227,7 +240,7 @@ class AnswerRenderer:
                 template,
                 service=service,
                 agency=self.catalog.agency_of(service) if service else None,
-                hotline=self.catalog.agency(PUBLIC_SERVICE_CENTRE),
+                hotline=self.catalog.central,
             )
         )
 
@@ -238,8 +251,8 @@ class AnswerRenderer:
                 "status",
                 tracking_number=tracking_number,
                 agency=self.catalog.agency(code) if code else None,
-                is_complaint=code == "CMP",
-                hotline=self.catalog.agency(PUBLIC_SERVICE_CENTRE),
+                is_complaint=code == COMPLAINT_CODE,
+                hotline=self.catalog.central,
             )
         )
 

@@ -16,7 +16,8 @@ from typing import Any, Iterable
 
 import yaml
 
-from bot.catalog.schema import Agency, Channel, Service
+from bot.answers.reply import BUTTON_TITLE_MAX
+from bot.catalog.schema import Agency, Channel, Service, SpecialDay
 from bot.catalog.validation import CatalogError, Problem, build
 from bot.text import normalize
 from bot.tracking import COMPLAINT_CODE
@@ -25,6 +26,9 @@ SERVICE_ID = re.compile(r"^[a-z][a-z0-9_]{2,63}$")
 AGENCY_CODE = re.compile(r"^[A-Z]{2,6}$")
 CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 MIN_ALIAS_CHARS = 3
+# The government's public service centre (hotline 1111): fallback, out-of-scope, complaint
+# and unknown-number replies all point to it, so a catalog without it cannot be answered from.
+CENTRAL_AGENCY = "OPM"
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class Catalog:
     services: dict[str, Service]
     agencies: dict[str, Agency]
     fingerprint: str
+    special_days: tuple[SpecialDay, ...] = ()
 
     def service(self, service_id: str) -> Service | None:
         return self.services.get(service_id)
@@ -43,6 +48,11 @@ class Catalog:
 
     def agency_of(self, service: Service) -> Agency:
         return self.agencies[service.agency]
+
+    @property
+    def central(self) -> Agency:
+        """The public service centre every reply can fall back on (validated to exist)."""
+        return self.agencies[CENTRAL_AGENCY]
 
 
 def load_catalog(directory: str | Path, *, today: dt.date | None = None) -> Catalog:
@@ -69,6 +79,15 @@ def load_catalog(directory: str | Path, *, today: dt.date | None = None) -> Cata
                 problems.append(
                     Problem(str(agencies_file), f"{code}.parent", f"unknown agency {agency.parent!r}")
                 )
+        central = agencies.get(CENTRAL_AGENCY)
+        if central is None or not central.hotline:
+            problems.append(
+                Problem(
+                    str(agencies_file), "agencies",
+                    f"must include {CENTRAL_AGENCY} (the public service centre) with its hotline: "
+                    "fallback and complaint replies point to it",
+                )
+            )
 
     services: dict[str, Service] = {}
     service_files = sorted((root / "services").glob("*.yml"))
@@ -84,9 +103,39 @@ def load_catalog(directory: str | Path, *, today: dt.date | None = None) -> Cata
             problems += _check_service(service, path, agencies, today or dt.date.today())
             services[service.id] = service
     problems += _check_aliases_unique(services, root)
+    special_days = _load_special_days(root / "special_days.yml", problems, digest)
     if problems:
         raise CatalogError(problems)
-    return Catalog(services=services, agencies=agencies, fingerprint=digest.hexdigest()[:16])
+    return Catalog(
+        services=services,
+        agencies=agencies,
+        fingerprint=digest.hexdigest()[:16],
+        special_days=special_days,
+    )
+
+
+def _load_special_days(path: Path, problems: list[Problem], digest: Any) -> tuple[SpecialDay, ...]:
+    """`special_days.yml` (optional): a list under `special_days:`; one entry per date."""
+    if not path.exists():
+        return ()
+    raw = _read_yaml(path, problems, digest)
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict) or not isinstance(raw.get("special_days") or [], list):
+        problems.append(Problem(str(path), "special_days", "must be a list of days"))
+        return ()
+    days: dict[dt.date, SpecialDay] = {}
+    for i, item in enumerate(raw.get("special_days") or []):
+        day, found = build(SpecialDay, item, str(path))
+        problems += [_prefixed(p, f"special_days[{i}]") for p in found]
+        if day is None:
+            continue
+        if day.date in days:
+            problems.append(Problem(str(path), f"special_days[{i}].date", f"{day.date} is listed twice"))
+        if day.source and not _is_url(day.source):
+            problems.append(Problem(str(path), f"special_days[{i}].source", "must start with https:// or http://"))
+        days[day.date] = day
+    return tuple(sorted(days.values(), key=lambda d: d.date))
 
 
 def _read_yaml(path: Path, problems: list[Problem], digest: Any) -> Any:
@@ -140,6 +189,8 @@ def _check_service(
         problem("id", "must be lower-case letters, digits and underscores, e.g. vehicle_tax_renewal")
     if path.stem != service.id:
         problem("id", f"must match the file name ({path.stem})")
+    if len(service.short_name) > BUTTON_TITLE_MAX:
+        problem("short_name", f"must be at most {BUTTON_TITLE_MAX} characters (LINE's button label limit)")
     if service.agency not in agencies:
         problem("agency", f"unknown agency code {service.agency!r}; see agencies.yml")
     for i, code in enumerate(service.partner_agencies):

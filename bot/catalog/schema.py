@@ -121,12 +121,14 @@ class Source:
 class Service:
     """One service as its citizen manual describes it.
 
+    `short_name` labels the service's buttons (at most 20 characters, LINE's limit);
     `aliases` are the words citizens really use and must each name only this service;
     `keywords` are weaker, shared words (รถ, ทะเบียน, ใบอนุญาต) that only suggest candidates.
     """
 
     id: str
     name: str
+    short_name: str
     name_en: str
     agency: str
     summary: str
@@ -158,3 +160,20 @@ class Agency:
     hotline: Optional[str] = None
     website: Optional[str] = None
     parent: Optional[str] = None
+
+
+SpecialDayKind = Literal["closed", "open"]
+
+
+@dataclass(frozen=True)
+class SpecialDay:
+    """A day the cabinet declares at short notice (`special_days.yml`).
+
+    `closed`: government offices close (a special holiday the `holidays` package may not
+    know yet); `open`: offices work on a day that would otherwise be a holiday.
+    """
+
+    date: dt.date
+    kind: SpecialDayKind
+    name: str
+    source: Optional[str] = None

@@ -1,70 +1,193 @@
 """The conversation pipeline every channel adapter goes through: one message in, replies out.
 
-Talks to the Rasa server's REST channel. Channel adapters translate their platform's events
-into `send()` calls and the neutral `BotMessage`s back into their platform's messages.
+A channel adapter verifies who is speaking (a web session, a signed LINE event, Telegram's
+secret token) and calls `Conversation.handle(identity, text)`. The pipeline then:
+
+1. limits how often one identity may write (polite Thai answer when exceeded);
+2. decides what the bot is told: a `/intent{...}` payload reaches Rasa only when it is a
+   button this pipeline offered to this identity; anything else that starts with `/` is the
+   citizen's words and loses its leading slashes, so nobody can set an intent or an entity
+   by typing Rasa's message syntax;
+3. sends the text to the Rasa server's REST channel and reads the replies (`Reply`);
+4. remembers the buttons it offers, and pages buttons beyond the channel's limit with a
+   "more" button it answers itself.
+
+When Rasa or the action server is down, the citizen gets a short apology, never silence.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import dataclass, field
+import re
+import time
+from dataclasses import dataclass
+from typing import Callable
 
 import httpx
 
+from bot.answers.reply import Button, Reply
+from bot.gateway.limits import RateLimiter
+from bot.gateway.state import SharedState
+
 logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class QuickReply:
-    title: str
-    payload: str
-
-
-@dataclass(frozen=True)
-class BotMessage:
-    text: str = ""
-    buttons: list[QuickReply] = field(default_factory=list)
+MAX_MESSAGE_CHARS = 1000
+OFFER_TTL_SECONDS = 24 * 3600
+# Buttons of the last few replies stay valid: a citizen may tap an older one.
+OFFERS_KEPT = 60
+MORE_PAYLOAD = "/__more__"
+MORE_TITLE = "ดูเพิ่มเติม ›"
+UNAVAILABLE = "ขออภัย ระบบขัดข้องชั่วคราว กรุณาลองใหม่อีกครั้งในอีกสักครู่ หรือโทรสายด่วนรัฐบาล 1111"
+TOO_FAST = "ขออภัย ส่งข้อความถี่เกินไป กรุณารอสักครู่ ({seconds} วินาที) แล้วพิมพ์ใหม่อีกครั้ง"
+TOO_LONG = "ข้อความยาวเกินไป กรุณาพิมพ์คำถามให้สั้นลง ไม่เกิน {limit:,} ตัวอักษร"
+EMPTY = "กรุณาพิมพ์คำถามเป็นข้อความ เช่น \"ต่อใบขับขี่ใช้เอกสารอะไร\""
+_LEADING_SLASHES = re.compile(r"^[\s/]+")
+HEALTH_CACHE_SECONDS = 2.0
 
 
 class ConversationUnavailable(Exception):
     """Rasa could not be reached or answered with an error; the citizen should retry later."""
 
 
-class Conversation:
-    def __init__(self, rasa_url: str, client: httpx.AsyncClient, token: str = "") -> None:
-        self._rasa_url = rasa_url.rstrip("/")
-        self._client = client
-        self._token = token
+@dataclass(frozen=True)
+class Turn:
+    """What one incoming message produced. `refused` is set when the message never reached Rasa."""
 
-    async def send(self, sender_id: str, text: str) -> list[BotMessage]:
-        """Deliver one citizen message and return the bot's replies, in order."""
+    replies: list[Reply]
+    refused: str | None = None  # "rate_limited", "too_long", "empty", "unavailable"
+    retry_after: int = 0
+
+
+def as_plain_words(text: str) -> str:
+    """Text that Rasa will read as words: leading slashes (Rasa's intent syntax) removed."""
+    return _LEADING_SLASHES.sub("", text).strip()
+
+
+class Conversation:
+    def __init__(
+        self,
+        rasa_url: str,
+        client: httpx.AsyncClient,
+        state: SharedState,
+        *,
+        actions_url: str = "",
+        token: str = "",
+        rate_limit: int = 20,
+    ) -> None:
+        self._rasa_url = rasa_url.rstrip("/")
+        self._actions_url = actions_url.rstrip("/")
+        self._client = client
+        self._state = state
+        self._token = token
+        self._limiter = RateLimiter(state)
+        self._rate_limit = rate_limit
+        self._health: tuple[float, dict[str, str]] | None = None
+
+    async def handle(self, identity: str, text: str, *, max_buttons: int | None = None) -> Turn:
+        """Deliver one message from a verified `identity`; the replies to show, in order."""
+        text = text.strip()
+        if not text:
+            return Turn([Reply(EMPTY)], refused="empty")
+        if len(text) > MAX_MESSAGE_CHARS:
+            return Turn([Reply(TOO_LONG.format(limit=MAX_MESSAGE_CHARS))], refused="too_long")
+        verdict = await self._limiter.hit("identity", identity, self._rate_limit)
+        if not verdict.allowed:
+            return Turn(
+                [Reply(TOO_FAST.format(seconds=verdict.retry_after))],
+                refused="rate_limited",
+                retry_after=verdict.retry_after,
+            )
+        offer = await self._offer(identity)
+        if text == MORE_PAYLOAD and offer.more:
+            page = Reply("", tuple(offer.more))
+            return Turn([await self._present(identity, page, max_buttons, offer)])
+        message = text if text in offer.payloads else as_plain_words(text)
+        if not message:
+            return Turn([Reply(EMPTY)], refused="empty")
+        try:
+            replies = await self._ask_rasa(identity, message)
+        except ConversationUnavailable:
+            return Turn([Reply(UNAVAILABLE)], refused="unavailable")
+        if not replies and (await self.health(fresh=True)).get("actions") == "down":
+            # Rasa answers an empty list when it cannot reach the action server.
+            return Turn([Reply(UNAVAILABLE)], refused="unavailable")
+        return Turn([await self._present(identity, reply, max_buttons, offer) for reply in replies])
+
+    async def _ask_rasa(self, identity: str, message: str) -> list[Reply]:
         try:
             response = await self._client.post(
                 f"{self._rasa_url}/webhooks/rest/webhook",
-                json={"sender": sender_id, "message": text},
+                json={"sender": identity, "message": message},
             )
             response.raise_for_status()
             payload = response.json()
         except (httpx.HTTPError, ValueError) as exc:
             logger.warning("Rasa did not answer: %s", type(exc).__name__)
             raise ConversationUnavailable from exc
-        return [_message(item) for item in payload if isinstance(item, dict)]
+        return [Reply.from_rasa(item) for item in payload if isinstance(item, dict)]
 
-    async def ready(self) -> bool:
-        """True once Rasa answers its status endpoint with a loaded model."""
+    async def _offer(self, identity: str) -> "_Offer":
+        raw = await self._state.get(f"offer:{identity}")
+        return _Offer.from_json(raw) if raw else _Offer([], [])
+
+    async def _present(self, identity: str, reply: Reply, max_buttons: int | None, offer: "_Offer") -> Reply:
+        """Cut the buttons to the channel's limit (the rest behind "more") and remember the offer."""
+        if not reply.buttons:
+            return reply
+        buttons = list(reply.buttons)
+        rest: list[Button] = []
+        if max_buttons is not None and len(buttons) > max_buttons:
+            buttons, rest = buttons[: max_buttons - 1], buttons[max_buttons - 1 :]
+            buttons.append(Button(MORE_TITLE, MORE_PAYLOAD))
+        offer.add([b.payload for b in buttons if b.payload != MORE_PAYLOAD], rest)
+        await self._state.set(f"offer:{identity}", offer.to_json(), OFFER_TTL_SECONDS)
+        return Reply(reply.text, tuple(buttons))
+
+    async def health(self, *, fresh: bool = False) -> dict[str, str]:
+        """"ok" or "down" for Rasa (with a loaded model) and the action server; cached briefly."""
+        now = time.monotonic()
+        if not fresh and self._health and now - self._health[0] < HEALTH_CACHE_SECONDS:
+            return self._health[1]
+        parts = {
+            "rasa": await self._probe(
+                f"{self._rasa_url}/status",
+                lambda r: bool(r.json().get("model_file")),
+                params={"token": self._token} if self._token else None,
+            ),
+        }
+        if self._actions_url:
+            parts["actions"] = await self._probe(f"{self._actions_url}/health", lambda r: True)
+        self._health = (now, parts)
+        return parts
+
+    async def _probe(
+        self, url: str, healthy: Callable[[httpx.Response], bool], params: dict[str, str] | None = None
+    ) -> str:
         try:
-            response = await self._client.get(
-                f"{self._rasa_url}/status", params={"token": self._token} if self._token else None
-            )
-        except httpx.HTTPError:
-            return False
-        return response.status_code == 200 and bool(response.json().get("model_file"))
+            response = await self._client.get(url, params=params, timeout=2.0)
+            return "ok" if response.status_code == 200 and healthy(response) else "down"
+        except (httpx.HTTPError, ValueError):
+            return "down"
 
 
-def _message(item: dict) -> BotMessage:
-    buttons = [
-        QuickReply(str(b.get("title", "")), str(b.get("payload", "")))
-        for b in item.get("buttons") or []
-        if isinstance(b, dict) and b.get("title") and b.get("payload")
-    ]
-    return BotMessage(text=str(item.get("text") or ""), buttons=buttons)
+@dataclass
+class _Offer:
+    """The payloads offered to one identity (oldest first) and the buttons behind "more"."""
+
+    payloads: list[str]
+    more: list[Button]
+
+    def add(self, payloads: list[str], more: list[Button]) -> None:
+        self.payloads = [p for p in self.payloads if p not in payloads] + payloads
+        del self.payloads[:-OFFERS_KEPT]
+        self.more = more
+
+    def to_json(self) -> str:
+        more = [{"title": b.title, "payload": b.payload} for b in self.more]
+        return json.dumps({"payloads": self.payloads, "more": more}, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, raw: str) -> "_Offer":
+        data = json.loads(raw)
+        return cls(list(data["payloads"]), [Button(**b) for b in data["more"]])

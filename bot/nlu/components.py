@@ -12,6 +12,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import sys
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Text
 
 import rasa.shared.utils.io
@@ -20,9 +23,9 @@ from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.constants import TOKENS_NAMES
 from rasa.nlu.extractors.extractor import EntityExtractorMixin
 from rasa.nlu.tokenizers.tokenizer import Token, Tokenizer
-from rasa.nlu.constants import TOKENS_NAMES
 from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
@@ -34,6 +37,24 @@ from bot.tracking import find_tracking_numbers
 
 SERVICE_ENTITY = "service"
 TRACKING_ENTITY = "tracking_number"
+
+
+def code_fingerprint() -> str:
+    """A hash of the source of every project module loaded here (`bot.*`).
+
+    The components' behaviour lives in that code (normaliser, tokenizer, matcher, tracking
+    numbers), which Rasa's own fingerprints cannot see: without this, a changed normaliser
+    would keep a model (or cached training outputs) built with the old one.
+    """
+    digest = hashlib.sha256()
+    files = sorted(
+        str(module.__file__)
+        for name, module in list(sys.modules.items())
+        if (name == "bot" or name.startswith("bot.")) and getattr(module, "__file__", None)
+    )
+    for path in files:
+        digest.update(Path(path).name.encode() + b"\0" + Path(path).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def thai_tokens(text: str) -> list[tuple[str, int, int]]:
@@ -62,6 +83,10 @@ class ThaiTokenizer(Tokenizer):
     @staticmethod
     def supported_languages() -> Optional[List[Text]]:
         return ["th"]
+
+    @classmethod
+    def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
+        return code_fingerprint()
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
@@ -118,9 +143,9 @@ class _CatalogTermsComponent(GraphComponent):
 
     @classmethod
     def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
-        """The catalog is an input Rasa cannot see: retrain when it changes."""
+        """The catalog and the code are inputs Rasa cannot see: retrain when either changes."""
         directory = config.get("catalog_dir", cls.get_default_config()["catalog_dir"])
-        return load_catalog(directory).fingerprint
+        return f"{load_catalog(directory).fingerprint}-{code_fingerprint()}"
 
     def train(self, training_data: TrainingData) -> Resource:
         self._matcher = ServiceMatcher.from_catalog(load_catalog(self._config["catalog_dir"]))
@@ -171,6 +196,10 @@ class ServiceEntityExtractor(_CatalogTermsComponent, EntityExtractorMixin):
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR, is_trainable=False)
 class TrackingNumberExtractor(GraphComponent, EntityExtractorMixin):
     """Emits `tracking_number` entities normalised to CODE-YYYY-NNNNNN."""
+
+    @classmethod
+    def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
+        return code_fingerprint()
 
     @classmethod
     def create(

@@ -1,40 +1,41 @@
 """The real stack for integration tests: Rasa server (trained model), action server, gateway.
 
 Started once per session on free ports with `bot.runtime.stack.Stack`, the same code
-`make run` uses. Their output goes to reports/integration-stack.log.
+`make run` uses, so it is supervised the same way. Nothing is written into the checkout:
+the generated files (data_dir) and the processes' output (`stack.log`) go to a pytest
+temporary directory, e.g. /tmp/pytest-of-<user>/pytest-<n>/stack0/; the `stack_log`
+fixture gives its path.
 """
 
 from __future__ import annotations
 
-import secrets
-import socket
+from pathlib import Path
+from typing import Iterator
+
 import pytest
 
-from bot.runtime.stack import Stack
-from bot.settings import PROJECT_ROOT, Settings
+from bot.runtime.stack import Stack, private_settings
+from bot.settings import PROJECT_ROOT
 
 MODEL = PROJECT_ROOT / "models" / "sla-bot.tar.gz"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@pytest.fixture(scope="session")
+def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stack")
 
 
 @pytest.fixture(scope="session")
-def stack() -> Stack:
+def stack_log(stack_dir: Path) -> Path:
+    return stack_dir / "stack.log"
+
+
+@pytest.fixture(scope="session")
+def stack(stack_dir: Path, stack_log: Path) -> Iterator[Stack]:
     if not MODEL.exists():
         pytest.fail(f"no trained model at {MODEL}: run `make train` (make test does)")
-    settings = Settings(
-        rasa_port=_free_port(),
-        actions_port=_free_port(),
-        gateway_port=_free_port(),
-        rasa_token=secrets.token_hex(16),
-    )
-    log_path = PROJECT_ROOT / "reports" / "integration-stack.log"
-    log_path.parent.mkdir(exist_ok=True)
-    with log_path.open("w", encoding="utf-8") as log, Stack(settings, output=log, log=log.write) as running:
+    settings = private_settings(stack_dir / "data")
+    with stack_log.open("w", encoding="utf-8") as log, Stack(settings, model_path=MODEL, output=log) as running:
         yield running
 
 

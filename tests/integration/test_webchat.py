@@ -13,8 +13,10 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-REPORTS_DIR = REPO_ROOT / "reports"
+from bot.catalog import load_catalog
+from bot.settings import PROJECT_ROOT
+
+# Screenshots go to pytest's temporary directory (printed at the end), never into the checkout.
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -37,6 +39,7 @@ THAI_FONT_FAMILIES = {
     "sawasdee", "tlwg typist", "tlwg typo", "tlwg mono", "tlwg typewriter",
 }
 
+VEHICLE_TAX = load_catalog(PROJECT_ROOT / "sla_catalog").services["vehicle_tax_renewal"]
 XSS_TEXT = '<img src=x onerror="window.__xss=1">สวัสดี'
 
 
@@ -51,6 +54,11 @@ def browser():
             yield brw
         finally:
             brw.close()
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("screenshots")
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +147,7 @@ def _platform_fonts(page: Page, selector: str) -> list[dict]:
 # --------------------------------------------------------------------------- tests
 
 
-def test_page_loads_in_thai(page: Page, page_events, gateway_url):
+def test_page_loads_in_thai(page: Page, page_events, gateway_url, screenshots):
     _open(page, gateway_url)
 
     assert page.title() == "ผู้ช่วยบริการภาครัฐ"
@@ -170,8 +178,7 @@ def test_page_loads_in_thai(page: Page, page_events, gateway_url):
     assert not foreign, f"page fetched external resources: {foreign}"
     assert not page_events["errors"], page_events["errors"]
 
-    REPORTS_DIR.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(REPORTS_DIR / "webchat.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "webchat.png"), full_page=True)
 
 
 def test_documents_question(page: Page, gateway_url):
@@ -180,8 +187,8 @@ def test_documents_question(page: Page, gateway_url):
 
     text = _assert_no_error(_ask(page, "ต่อภาษีรถยนต์ต้องใช้เอกสารอะไรบ้างครับ"))
 
-    assert "เอกสาร" in text, text
-    assert "ที่มา" in text, text
+    assert text.startswith(f"📄 เอกสารที่ต้องใช้: {VEHICLE_TAX.name}"), text
+    assert VEHICLE_TAX.documents[0].name in text and "ที่มา: " in text, text
     assert page.locator("#log .msg.user").nth(users_before).inner_text() == (
         "ต่อภาษีรถยนต์ต้องใช้เอกสารอะไรบ้างครับ"
     )
@@ -193,10 +200,28 @@ def test_documents_question(page: Page, gateway_url):
 def test_fee_follow_up(page: Page, gateway_url):
     _open(page, gateway_url)
     text = _assert_no_error(_ask(page, "แล้วค่าธรรมเนียมล่ะ"))
-    assert "บาท" in text, text
+    assert text.startswith(f"💰 ค่าธรรมเนียม: {VEHICLE_TAX.name}"), text
 
 
-def test_ambiguous_question_offers_chips(page: Page, gateway_url):
+def test_the_conversation_belongs_to_this_browser_only(page: Page, browser, gateway_url):
+    """The gateway's session cookie (HttpOnly) carries the identity: a reload keeps the
+    conversation, another visitor starts their own, and the page's script cannot read it."""
+    page.reload()
+    _open(page, gateway_url)
+    assert _assert_no_error(_ask(page, "แล้วใช้เวลากี่วัน")).startswith(f"⏱️ ระยะเวลาให้บริการ: {VEHICLE_TAX.name}")
+    assert page.evaluate("document.cookie") == "", "the session cookie is HttpOnly"
+    [cookie] = [c for c in page.context.cookies() if c["name"] == "sla_chat"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    other = browser.new_context(locale="th-TH").new_page()
+    try:
+        _open(other, gateway_url)
+        text = _assert_no_error(_ask(other, "แล้วใช้เวลากี่วัน"))
+        assert VEHICLE_TAX.name not in text, "another visitor must not continue this conversation"
+    finally:
+        other.context.close()
+
+
+def test_ambiguous_question_offers_chips(page: Page, gateway_url, screenshots):
     _open(page, gateway_url)
     _assert_no_error(_ask(page, "อยากทำใบอนุญาต"))
 
@@ -219,8 +244,7 @@ def test_ambiguous_question_offers_chips(page: Page, gateway_url):
     # chips of the older message are retired once the newer answer arrived
     assert first.is_disabled()
 
-    REPORTS_DIR.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(REPORTS_DIR / "webchat-conversation.png"))
+    page.screenshot(path=str(screenshots / "webchat-conversation.png"))
 
 
 def test_text_is_escaped(page: Page, page_events, gateway_url):
@@ -239,7 +263,7 @@ def test_text_is_escaped(page: Page, page_events, gateway_url):
     assert not page_events["errors"], page_events["errors"]
 
 
-def test_mobile_layout(browser, gateway_url):
+def test_mobile_layout(browser, gateway_url, screenshots):
     context = browser.new_context(
         viewport={"width": 360, "height": 740},
         device_scale_factor=2,
@@ -273,7 +297,6 @@ def test_mobile_layout(browser, gateway_url):
         assert pg.locator("#log .msg.user").first.inner_text().strip() == starter_text
         check_layout()
 
-        REPORTS_DIR.mkdir(parents=True, exist_ok=True)
-        pg.screenshot(path=str(REPORTS_DIR / "webchat-mobile.png"))
+        pg.screenshot(path=str(screenshots / "webchat-mobile.png"))
     finally:
         context.close()

@@ -1,19 +1,31 @@
-"""Actions run on tracker fixtures (tests/data/trackers/*.json): exact events and replies."""
+"""Actions run on trackers captured from the real Rasa server (tests/data/trackers/, `make fixtures`).
+
+Each fixture is the tracker Rasa sent to an action in a real conversation (see
+tests/data/conversations.yml); the tests assert the exact events and the exact replies.
+"""
 
 import datetime as dt
+import inspect
 import json
 
 import pytest
-from rasa_sdk import Tracker
+from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 import actions.actions as actions
+from bot.answers.reply import Reply
 from bot.assistant import LiveAssistant
 from bot.settings import PROJECT_ROOT, TIMEZONE
 
 FIXTURES = PROJECT_ROOT / "tests" / "data" / "trackers"
 NOW = dt.datetime(2026, 11, 25, 10, 0, tzinfo=TIMEZONE)
+ACTIONS = {
+    cls().name(): cls
+    for cls in vars(actions).values()
+    if inspect.isclass(cls) and issubclass(cls, Action) and cls.__module__ == actions.__name__
+    and not inspect.isabstract(cls)
+}
 
 
 @pytest.fixture(autouse=True)
@@ -23,70 +35,123 @@ def assistant():
     return live.current()
 
 
-def run(action, fixture: str):
+def run(fixture: str) -> tuple[Tracker, list, list[Reply]]:
+    """Run the action the fixture was captured for; its tracker, events and replies."""
     data = json.loads((FIXTURES / f"{fixture}.json").read_text(encoding="utf-8"))
+    t = data["tracker"]
     tracker = Tracker(
-        data["sender_id"], data["slots"], data["latest_message"], data["events"], data["paused"],
-        data["followup_action"], data["active_loop"], data["latest_action_name"],
+        t["sender_id"], t["slots"], t["latest_message"], t["events"], t["paused"],
+        t["followup_action"], t["active_loop"], t["latest_action_name"],
     )
     dispatcher = CollectingDispatcher()
-    events = action.run(dispatcher, tracker, {})
-    return events, dispatcher.messages
+    events = ACTIONS[data["action"]]().run(dispatcher, tracker, {})
+    replies = [Reply.from_rasa(m) for m in dispatcher.messages]
+    return tracker, events, replies
+
+
+def intent(tracker: Tracker) -> str:
+    return tracker.latest_message["intent"]["name"]
+
+
+def remembered(service, candidates=None) -> list:
+    return [SlotSet("service", service), SlotSet("service_candidates", candidates)]
+
+
+def test_greeting_and_help_menu_come_from_the_catalog(assistant):
+    tracker, events, [reply] = run("greeting")
+    assert intent(tracker) == "greet" and events == []
+    assert reply == assistant.answers.greeting() and "ข้อมูลส่วนตัว" in reply.text
+    tracker, events, [reply] = run("help_menu")
+    assert intent(tracker) == "help"
+    assert [b.title for b in reply.buttons] == [s.short_name for s in assistant.catalog.services.values()]
+    assert reply.buttons[0].payload == '/ask_service{"service": "%s"}' % next(iter(assistant.catalog.services))
 
 
 def test_follow_up_uses_the_remembered_service(assistant):
-    events, [message] = run(actions.ActionAnswerService(), "fee_follow_up")
-    assert events == [SlotSet("service", "passport")]
-    assert message["text"] == assistant.answers.answer("passport", "ask_fee", now=NOW).text
+    tracker, events, [reply] = run("fee_follow_up")
+    assert intent(tracker) == "ask_fee" and tracker.get_slot("service") == "passport"
+    assert tracker.latest_message["entities"] == []
+    assert events == remembered("passport")
+    assert reply == assistant.answers.answer("passport", "ask_fee", question="แล้วค่าธรรมเนียมล่ะ", now=NOW)
 
 
 def test_a_new_service_in_the_message_replaces_the_remembered_one(assistant):
-    events, [message] = run(actions.ActionAnswerService(), "switch_service")
-    assert events == [SlotSet("service", "driving_licence_renewal")]
-    assert message["text"].startswith("📄 เอกสารที่ต้องใช้: ")
-    assert assistant.catalog.services["driving_licence_renewal"].name in message["text"]
+    tracker, events, [reply] = run("switch_service")
+    assert tracker.get_slot("service") == "passport" and intent(tracker) == "ask_documents"
+    assert events == remembered("driving_licence_renewal")
+    assert reply.text.startswith("📄 เอกสารที่ต้องใช้: " + assistant.catalog.services["driving_licence_renewal"].name)
 
 
-def test_ambiguous_question_asks_with_buttons_and_sets_nothing():
-    events, [message] = run(actions.ActionAnswerService(), "ambiguous_permit")
+def test_ambiguous_question_asks_with_the_candidates_and_remembers_no_service(assistant):
+    tracker, events, [reply] = run("ambiguous_permit")
+    candidates = [b.payload for b in reply.buttons]
+    assert intent(tracker) == "ask_documents"
+    assert '/ask_documents{"service": "food_shop_permit"}' in candidates
+    assert '/ask_documents{"service": "foreign_worker_permit"}' in candidates
+    assert events == remembered(None, [p.split('"')[3] for p in candidates])
+
+
+def test_two_services_named_then_a_follow_up_asks_again_between_them(assistant):
+    tracker, events, [reply] = run("two_services_then_follow_up")
+    assert tracker.get_slot("service") is None, "the ambiguous turn left no service behind"
+    assert tracker.get_slot("service_candidates") == ["vehicle_tax_renewal", "driving_licence_renewal"]
+    assert intent(tracker) == "ask_fee"
+    assert reply == assistant.answers.choose_service("ask_fee", ["vehicle_tax_renewal", "driving_licence_renewal"])
+    assert events == remembered(None, ["vehicle_tax_renewal", "driving_licence_renewal"])
+
+
+def test_the_button_chosen_after_an_ambiguous_question_answers_that_service(assistant):
+    tracker, events, [reply] = run("two_services_then_button")
+    entities = [(e["entity"], e["value"]) for e in tracker.latest_message["entities"]]
+    assert entities == [("service", "vehicle_tax_renewal")]
+    assert events == remembered("vehicle_tax_renewal")
+    assert reply.text.startswith("💰 ค่าธรรมเนียม: " + assistant.catalog.services["vehicle_tax_renewal"].name)
+
+
+def test_status_reply_names_the_agency_of_a_number_typed_with_thai_digits(assistant):
+    tracker, events, [reply] = run("status_thai_digits")
+    assert intent(tracker) == "check_status" and tracker.get_slot("tracking_number") == "DLT-2569-000123"
     assert events == []
-    payloads = [b["payload"] for b in message["buttons"]]
-    assert len(payloads) >= 2 and all(p.startswith("/ask_documents{") for p in payloads)
-    assert '"service": "food_shop_permit"' in " ".join(payloads)
+    assert reply == assistant.answers.status_help("DLT-2569-000123")
+    assert "เลขที่ DLT-2569-000123\nเป็นคำขอของกรมการขนส่งทางบก" in reply.text
 
 
-def test_status_reply_names_the_agency_of_the_tracking_number():
-    events, [message] = run(actions.ActionStatusHelp(), "status_thai_digits")
-    assert events == []
-    assert "DLT-2569-000123" in message["text"] and "กรมการขนส่งทางบก" in message["text"]
-
-
-def test_human_and_complaint_replies_follow_the_remembered_service():
-    _, [human] = run(actions.ActionRequestHuman(), "fee_follow_up")
-    assert "กรมการกงสุล" in human["text"] and "1111" in human["text"]
-    _, [complaint] = run(actions.ActionComplaintChannels(), "fee_follow_up")
-    assert "ช่องทางร้องเรียนเรื่อง" in complaint["text"] and "1111" in complaint["text"]
+def test_human_and_complaint_replies_follow_the_remembered_service(assistant):
+    tracker, _, [human] = run("human_after_passport")
+    assert intent(tracker) == "request_human"
+    assert human == assistant.answers.human_contact("passport")
+    assert "เรื่องการขอหนังสือเดินทางบุคคลทั่วไป ติดต่อกรมการกงสุล" in human.text
+    tracker, _, [complaint] = run("complaint_after_passport")
+    assert intent(tracker) == "file_complaint"
+    assert complaint == assistant.answers.complaint_channels("passport")
 
 
 def test_unclear_message_naming_a_service_gets_its_overview(assistant):
-    events, [message] = run(actions.ActionFallback(), "unclear_with_service")
-    assert events == [SlotSet("service", "elderly_allowance")]
-    assert message["text"] == assistant.answers.answer("elderly_allowance", "ask_service", now=NOW).text
-    assert message["buttons"]
+    tracker, events, [reply] = run("unclear_with_service")
+    assert intent(tracker) == "nlu_fallback"
+    assert events == remembered("driving_licence_renewal")
+    assert reply == assistant.answers.answer("driving_licence_renewal", "ask_service", now=NOW)
 
 
-def test_unclear_message_without_a_service_gets_the_default_prompt_not_the_remembered_service():
-    events, [message] = run(actions.ActionFallback(), "unclear_nothing")
-    assert events == [] and "ยังไม่เข้าใจคำถาม" in message["text"] and "1111" in message["text"]
-    assert [b["payload"] for b in message["buttons"]] == ["/help", "/request_human"]
+def test_unclear_message_without_a_service_gets_the_prompt_not_the_remembered_service(assistant):
+    tracker, events, [reply] = run("unclear_nothing")
+    assert intent(tracker) == "nlu_fallback" and tracker.get_slot("service") == "passport"
+    assert events == []
+    assert reply == assistant.answers.not_understood()
+    assert [b.payload for b in reply.buttons] == ["/help", "/request_human"]
 
 
-def test_out_of_scope_that_names_a_kind_of_service_offers_the_candidates():
-    events, [message] = run(actions.ActionFallback(), "out_of_scope_permit")
-    assert events == [] and "นอกขอบเขต" not in message["text"]
-    assert len(message["buttons"]) >= 2 and all(b["payload"].startswith("/ask_service{") for b in message["buttons"])
+def test_out_of_scope_that_names_a_kind_of_service_offers_the_candidates(assistant):
+    tracker, events, [reply] = run("out_of_scope_permit")
+    assert intent(tracker) == "out_of_scope"
+    assert "นอกขอบเขต" not in reply.text
+    offered = [b.payload.split('"')[3] for b in reply.buttons]
+    assert reply == assistant.answers.choose_service("ask_service", offered)
+    assert len(reply.buttons) >= 2 and events[0] == SlotSet("service", None)
 
 
-def test_truly_out_of_scope_says_so_with_the_hotline():
-    events, [message] = run(actions.ActionFallback(), "out_of_scope_lottery")
-    assert events == [] and "นอกขอบเขต" in message["text"] and "1111" in message["text"]
+def test_truly_out_of_scope_says_so_with_the_hotline(assistant):
+    tracker, events, [reply] = run("out_of_scope_lottery")
+    assert intent(tracker) == "out_of_scope" and events == []
+    assert reply == assistant.answers.out_of_scope()
+    assert reply.text.startswith("ขออภัย เรื่องนี้อยู่นอกขอบเขต") and "สายด่วนรัฐบาล 1111" in reply.text

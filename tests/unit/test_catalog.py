@@ -39,6 +39,10 @@ def _edit(path: Path, change) -> None:
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
 
 
+def _office(opens: str, closes: str) -> dict:
+    return {"kind": "office", "name": "x", "hours": [{"days": ["mon"], "open": opens, "close": closes}]}
+
+
 def _problems(directory: Path) -> list[str]:
     with pytest.raises(CatalogError) as caught:
         load_catalog(directory)
@@ -54,9 +58,9 @@ def _problems(directory: Path) -> list[str]:
         (lambda d: d["fees"][0].update(amount_baht=None, rule=None), "fees[0]", "needs amount_baht"),
         (lambda d: d.update(agency="XYZ"), "agency", "unknown agency code"),
         (lambda d: d["channels"][0].update(kind="fax"), "channels[0].kind", "must be one of"),
-        (lambda d: d["channels"].append({"kind": "office", "name": "x", "hours": [{"days": ["mon"], "open": "8.30", "close": "16:30"}]}),
+        (lambda d: d["channels"].append(_office("8.30", "16:30")),
          "hours[0].open", "HH:MM"),
-        (lambda d: d["channels"].append({"kind": "office", "name": "x", "hours": [{"days": ["mon"], "open": "17:00", "close": "09:00"}]}),
+        (lambda d: d["channels"].append(_office("17:00", "09:00")),
          "hours[0]", "closes before it opens"),
         (lambda d: d.update(verified_on="20/11/2026"), "verified_on", "YYYY-MM-DD"),
         (lambda d: d.update(id="passport_renewal"), "id", "must match the file name"),
@@ -98,3 +102,81 @@ def test_cli_check_exits_non_zero_with_the_problems(editable, capsys):
     assert "passport.yml: documents: is required" in err
     assert main(["catalog", "check", str(CATALOG)]) == 0
     assert "OK: " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "change, field, reason",
+    [
+        (lambda d: d.update(short_name="ใบอนุญาตทำงานของคนต่างด้าว"), "short_name", "at most 20 characters"),
+        (lambda d: d.pop("short_name"), "short_name", "is required"),
+    ],
+)
+def test_button_labels_must_fit_every_channel(editable, change, field, reason):
+    target = editable / "services" / "passport.yml"
+    _edit(target, change)
+    assert any(field in p and reason in p for p in _problems(editable))
+
+
+def test_a_catalog_without_the_public_service_centre_is_refused(editable):
+    _edit(editable / "agencies.yml", lambda d: d.update(agencies=[a for a in d["agencies"] if a["code"] != "OPM"]))
+    assert any("must include OPM" in p for p in _problems(editable))
+
+
+def test_special_days_are_validated(editable):
+    (editable / "special_days.yml").write_text(
+        "special_days:\n"
+        "  - {date: 2026-12-07, kind: closed, name: วันหยุดพิเศษ, source: https://www.thaigov.go.th/news/1}\n"
+        "  - {date: 2026-12-07, kind: closed, name: ซ้ำ}\n"
+        "  - {date: 2026-12-08, kind: maybe, name: x}\n",
+        encoding="utf-8",
+    )
+    problems = _problems(editable)
+    assert any("special_days[1].date" in p and "listed twice" in p for p in problems)
+    assert any("special_days[2].kind" in p and "must be one of" in p for p in problems)
+
+
+def test_special_days_load_into_the_catalog(editable):
+    (editable / "special_days.yml").write_text(
+        "special_days:\n  - {date: 2026-12-07, kind: closed, name: วันหยุดพิเศษ}\n", encoding="utf-8"
+    )
+    [day] = load_catalog(editable).special_days
+    assert (day.date.isoformat(), day.kind, day.name) == ("2026-12-07", "closed", "วันหยุดพิเศษ")
+
+
+def test_without_the_hotline_every_fallback_needs_check_and_live_reload_refuse(editable, capsys):
+    from bot.assistant import LiveAssistant
+
+    live = LiveAssistant(editable)
+    before = live.current()
+    _edit(editable / "agencies.yml", lambda d: d["agencies"][0].update(hotline=None))
+    assert main(["catalog", "check", str(editable)]) == 1
+    assert "must include OPM" in capsys.readouterr().err
+    assert live.current() is before, "the live reload keeps the last good catalog"
+
+
+def test_a_reply_that_cannot_render_refuses_the_catalog(editable, monkeypatch, capsys):
+    from bot.answers.render import AnswerRenderer
+    from bot.assistant import LiveAssistant
+
+    live = LiveAssistant(editable)
+    before = live.current()
+    real_render = AnswerRenderer._render
+
+    def fees_template_broken(self, template, **context):
+        if template == "fees" and context["service"].id == "passport":
+            raise KeyError("amount")
+        return real_render(self, template, **context)
+
+    monkeypatch.setattr(AnswerRenderer, "_render", fees_template_broken)
+    _edit(editable / "services" / "passport.yml", lambda d: d["fees"][0].update(amount_baht=1000))
+    assert main(["catalog", "check", str(editable)]) == 1
+    expected = "services/passport.yml: answer to ask_fee: the answer cannot be rendered: KeyError"
+    assert expected in capsys.readouterr().err
+    assert live.current() is before
+
+
+def test_every_reply_renders_for_every_service_of_the_real_catalog():
+    from bot.assistant import Assistant
+
+    assistant = Assistant.from_catalog(load_catalog(CATALOG))
+    assert assistant.render_problems() == []

@@ -6,7 +6,8 @@ from bot.opening import state_at
 from bot.settings import TIMEZONE
 from bot.timeref import parse_time_reference
 
-OFFICE = Channel(kind="office", name="สำนักงาน", hours=[OpeningHours(["mon", "tue", "wed", "thu", "fri"], "08:30", "16:30")])
+WEEKDAYS = ["mon", "tue", "wed", "thu", "fri"]
+OFFICE = Channel(kind="office", name="สำนักงาน", hours=[OpeningHours(WEEKDAYS, "08:30", "16:30")])
 MALL = Channel(
     kind="office",
     name="จุดบริการในห้าง",
@@ -64,3 +65,28 @@ def test_time_references_in_thai():
     assert parse_time_reference("วันที่ 5 ธ.ค. เปิดไหม", now).when.date() == dt.date(2026, 12, 5)
     assert parse_time_reference("๗ ธันวาคม เปิดมั้ย", now).when.date() == dt.date(2026, 12, 7)
     assert parse_time_reference("เปิดกี่โมง", now) is None
+
+
+def test_offices_close_on_government_holidays_the_package_files_outside_public():
+    ploughing = dt.date(2026, 5, 13)  # Royal Ploughing Ceremony: category "government", a Wednesday
+    assert calendar.holiday(ploughing) == "วันพืชมงคล"
+    assert not calendar.is_working_day(ploughing)
+    state = state_at(OFFICE, at(2026, 5, 13, 10), calendar)
+    assert not state.is_open and state.reason == "holiday" and state.next_open == at(2026, 5, 14, 8, 30)
+
+
+def test_cabinet_special_days_close_or_open_offices():
+    from bot.catalog.schema import SpecialDay
+
+    special = ThaiCalendar(
+        [
+            SpecialDay(dt.date(2026, 12, 4), "closed", "วันหยุดราชการเป็นกรณีพิเศษ"),  # a Friday
+            SpecialDay(dt.date(2026, 5, 13), "open", "เปิดทำการตามมติคณะรัฐมนตรี"),
+        ]
+    )
+    assert special.holiday(dt.date(2026, 12, 4)) == "วันหยุดราชการเป็นกรณีพิเศษ"
+    assert not special.is_working_day(dt.date(2026, 12, 4))
+    # Friday 4th closed, the weekend, Monday 7th the substitution day for 5 December.
+    assert special.add_working_days(dt.date(2026, 12, 3), 1) == dt.date(2026, 12, 8)
+    assert special.is_working_day(dt.date(2026, 5, 13)) and special.holiday(dt.date(2026, 5, 13)) is None
+    assert state_at(OFFICE, at(2026, 12, 4, 10), special).reason == "holiday"

@@ -9,7 +9,6 @@
   var REQUEST_TIMEOUT_MS = 60000;
   var FALLBACK_ERROR = "ขออภัย ระบบขัดข้องชั่วคราว กรุณาลองใหม่อีกครั้ง หรือโทร 1111";
   var EMPTY_REPLY = "ขออภัย ยังไม่มีคำตอบสำหรับคำถามนี้ กรุณาลองถามด้วยคำอื่นอีกครั้ง";
-  var SENDER_KEY = "govchat.sender";
 
   var log = document.getElementById("log");
   var scroller = document.getElementById("scroller");
@@ -23,31 +22,7 @@
   var hadReply = false;
   var coarsePointer = !!(window.matchMedia && window.matchMedia("(pointer: coarse)").matches);
 
-  /* ---------- sender id (one per browser tab) ---------- */
-
-  function randomId() {
-    var bytes = new Uint8Array(16);
-    if (window.crypto && window.crypto.getRandomValues) {
-      window.crypto.getRandomValues(bytes);
-    } else {
-      for (var i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
-    }
-    var hex = "";
-    for (var j = 0; j < bytes.length; j++) hex += (bytes[j] + 0x100).toString(16).slice(1);
-    return "web-" + hex;
-  }
-
-  var senderId = (function () {
-    try {
-      var existing = window.sessionStorage.getItem(SENDER_KEY);
-      if (existing) return existing;
-      var fresh = randomId();
-      window.sessionStorage.setItem(SENDER_KEY, fresh);
-      return fresh;
-    } catch (e) {
-      return randomId(); // storage blocked: keep the id for this page only
-    }
-  })();
+  /* Who is speaking is decided by the gateway (an HttpOnly session cookie), never here. */
 
   /* ---------- safe text rendering ---------- */
 
@@ -213,7 +188,8 @@
     return fetch(API_URL, {
       method: "POST",
       headers: { "Content-Type": "application/json", "Accept": "application/json" },
-      body: JSON.stringify({ sender: senderId, message: message }),
+      credentials: "same-origin",
+      body: JSON.stringify({ message: message }),
       signal: controller ? controller.signal : undefined
     }).then(function (response) {
       if (!response.ok) {

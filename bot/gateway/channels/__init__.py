@@ -1,0 +1,1 @@
+"""Channel adapters: each verifies who is speaking and translates to and from `Reply`s."""

@@ -1,0 +1,1 @@
+"""Starting, watching and stopping the three processes (`make run`, tests, benchmarks)."""
