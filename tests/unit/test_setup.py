@@ -79,3 +79,17 @@ def test_stack_passes_ports_and_keeps_the_rest_api_on(tmp_path):
     assert actions.command[-1] == "actions" and gateway.command[-1] == "gateway"
     env = Stack(settings).environment()
     assert (env["RASA_PORT"], env["ACTIONS_PORT"], env["GATEWAY_PORT"]) == ("6005", "6055", "9000")
+
+
+def test_browser_check_passes_here_and_explains_what_to_run_where_it_cannot_install(tmp_path):
+    script = str(PROJECT_ROOT / "scripts" / "ensure-browser")
+    assert subprocess.run([script], capture_output=True, text=True).returncode == 0
+    # As an unprivileged user on a machine without Chromium: stop at once, with the command.
+    env = {"PATH": "/usr/bin:/bin", "CHROMIUM_PATH": str(tmp_path / "no-chromium"), "HOME": str(tmp_path)}
+    result = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", script],
+        capture_output=True, text=True, env=env, timeout=60,
+    )
+    assert result.returncode == 1
+    assert "apt-get install -y --no-install-recommends chromium" in result.stderr
+    assert "then run make test again" in result.stderr
