@@ -21,7 +21,7 @@ export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 
 .PHONY: setup run train test lint browser test-unit test-nlu test-integration validate bench-nlu bench-chat \
-  catalog-check clean fixtures print-%
+  catalog-check catalog-report clean fixtures print-%
 
 setup: $(RASA_VENV)/.installed $(APP_VENV)/.installed  ## create/update both environments
 
@@ -35,6 +35,9 @@ $(APP_VENV)/.installed: requirements/app.txt pyproject.toml scripts/make-venv
 
 catalog-check: $(APP_VENV)/.installed  ## validate sla_catalog/
 	$(APP_VENV)/bin/sla-bot catalog check
+
+catalog-report: $(APP_VENV)/.installed  ## regenerate reports/catalog-sources.md (commit it)
+	$(APP_VENV)/bin/sla-bot catalog sources
 
 train: $(MODEL)  ## train the model into models/ if training data or catalog changed
 
@@ -76,7 +79,7 @@ bench-nlu: setup  ## train on nlu_data/nlu, evaluate on the held-out set, write 
 	$(RASA_VENV)/bin/python scripts/bench_nlu.py --config $(RASA_CONFIG)
 
 clean:
-	rm -rf models results reports var/endpoints-*.yml
+	rm -rf models results var/endpoints-*.yml && find reports -mindepth 1 ! -name catalog-sources.md -delete 2>/dev/null || true
 
 bench-chat: setup train  ## web-chat reply latency through the real stack, raw numbers in reports/chat/
 	$(APP_VENV)/bin/python scripts/bench_chat.py

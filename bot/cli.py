@@ -1,6 +1,7 @@
 """`sla-bot`: the operator's command line (app environment).
 
   sla-bot catalog check [DIR]   validate the SLA catalog, listing every problem
+  sla-bot catalog sources       write reports/catalog-sources.md: every key fact and its source
   sla-bot run                   start Rasa, the action server and the gateway, restart any
                                 that dies, stop all three on Ctrl-C (`make run`)
   sla-bot actions               the action server alone
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as dt
 import logging
 import os
 import secrets
@@ -36,6 +38,21 @@ def _catalog_check(directory: Path) -> int:
         f"OK: {len(catalog.services)} services and {len(catalog.agencies)} agencies in {directory} "
         f"(fingerprint {catalog.fingerprint})"
     )
+    return 0
+
+
+def _catalog_sources(directory: Path, out: Path, as_of: dt.date) -> int:
+    from bot.catalog import CatalogError, load_catalog
+    from bot.catalog.report import sources_report
+
+    try:
+        catalog = load_catalog(directory)
+    except CatalogError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(sources_report(catalog, as_of), encoding="utf-8")
+    print(f"wrote {out}")
     return 0
 
 
@@ -138,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
         "directory", nargs="?", type=Path,
         help="catalog directory (default: SLA_CATALOG_DIR or sla_catalog/)",
     )
+    report = catalog_commands.add_parser("sources", help="write the report of every key fact and its source")
+    report.add_argument("--out", type=Path, default=PROJECT_ROOT / "reports" / "catalog-sources.md")
+    report.add_argument("--as-of", type=dt.date.fromisoformat, default=None, help="YYYY-MM-DD (default: today)")
+    report.add_argument("directory", nargs="?", type=Path)
     commands.add_parser(
         "run", help="start the Rasa server, the action server and the gateway; restart any that dies"
     )
@@ -149,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     # httpx logs every request URL at INFO, and Rasa's status URL carries the API token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = Settings.from_env()
+    if args.command == "catalog" and args.catalog_command == "sources":
+        return _catalog_sources(args.directory or settings.catalog_dir, args.out, args.as_of or dt.date.today())
     if args.command == "catalog":
         return _catalog_check(args.directory or settings.catalog_dir)
     if args.command == "actions":

@@ -17,13 +17,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import jinja2
 
 from bot.answers.reply import Button, Reply, intent_payload
 from bot.calendar import ThaiCalendar
+from bot.catalog.facts import FactTopic, service_facts
 from bot.catalog.loader import Catalog
-from bot.catalog.schema import WEEKDAYS, Channel, Document, Duration, Service
+from bot.catalog.schema import WEEKDAYS, Channel, Document, Duration, Service, Source
 from bot.opening import OpenState, hours_on, state_at
 from bot.text import THAI_WEEKDAYS, format_baht, format_number, format_thai_date, format_time
 from bot.timeref import parse_time_reference
@@ -42,6 +44,19 @@ ASPECTS: dict[str, tuple[str, str]] = {
     "ask_steps": ("steps", "ขั้นตอน"),
     "ask_eligibility": ("eligibility", "คุณสมบัติ/เงื่อนไข"),
 }
+# The key facts (bot/catalog/facts.py) each kind of answer shows, hence the sources it names.
+ASPECT_TOPICS: dict[str, tuple[FactTopic, ...]] = {
+    "overview": ("duration", "fees"),  # the time target and fees; it names channels, not their hours
+    "documents": ("documents",),
+    "fees": ("fees",),
+    "hours": ("channels",),
+    "channels": ("channels",),
+    "duration": ("duration",),
+    "steps": ("duration",),
+    "eligibility": ("eligibility",),
+    "complaint": ("complaints",),
+}
+UNCONFIRMED = " (โปรดตรวจสอบกับหน่วยงาน)"
 CHANNEL_LABELS = {
     "office": "สำนักงาน",
     "online": "ออนไลน์",
@@ -135,12 +150,44 @@ def template_environment(loader: jinja2.BaseLoader | None = None) -> jinja2.Envi
         thai_datetime=_thai_datetime,
         clock=lambda d: format_time(d.time()),
         copies=_copies,
+        unconfirmed=unconfirmed,
+        display_url=display_url,
         strip_prefix=lambda text, prefix: text[len(prefix):] if text.startswith(prefix) else text,
     )
+    env.globals["UNCONFIRMED"] = UNCONFIRMED
     return env
 
 
 _BLANK_LINES = re.compile(r"\n{3,}")
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """The specific sources of the facts an answer shows, and whether any of them is unverified."""
+
+    sources: tuple[Source, ...]
+    unverified: bool
+
+
+def provenance(service: Service, aspect: str) -> Provenance:
+    topics = ASPECT_TOPICS[aspect]
+    facts = [f for f in service_facts(service) if f.topic in topics]
+    if aspect == "overview":  # it shows the time target, not each step's duration
+        facts = [f for f in facts if not f.field.startswith("steps[")]
+    by_id = {s.id: s for s in service.sources}
+    ids = dict.fromkeys(f.source for f in facts if f.source)
+    return Provenance(tuple(by_id[i] for i in ids), any(f.unverified for f in facts))
+
+
+def display_url(url: str) -> str:
+    """A URL as people read it: percent-encoded Thai shown as Thai (an IRI chat apps link as is)."""
+    readable = unquote(url)
+    return url if any(ch.isspace() or ch in '"<>' for ch in readable) else readable
+
+
+def unconfirmed(fact: Any) -> str:
+    """The short "please confirm" a fact no public source confirmed is said with."""
+    return UNCONFIRMED if getattr(fact, "unverified", False) else ""
 
 
 @dataclass(frozen=True)
@@ -177,6 +224,7 @@ class AnswerRenderer:
             "service": service,
             "agency": self.catalog.agency_of(service),
             "channel_labels": CHANNEL_LABELS,
+            "provenance": provenance(service, aspect),
         }
         buttons: list[Button] = []
         if aspect == "overview":
@@ -241,6 +289,7 @@ class AnswerRenderer:
                 service=service,
                 agency=self.catalog.agency_of(service) if service else None,
                 hotline=self.catalog.central,
+                provenance=provenance(service, "complaint") if service else None,
             )
         )
 
@@ -258,11 +307,12 @@ class AnswerRenderer:
 
     def _fee_summary(self, service: Service) -> str:
         amounts = [f.amount_baht for f in service.fees if f.amount_baht is not None]
+        flag = UNCONFIRMED if any(f.unverified for f in service.fees) else ""
         if amounts and all(a == 0 for a in amounts) and all(f.rule is None for f in service.fees):
-            return "ไม่เสียค่าธรรมเนียม"
+            return "ไม่เสียค่าธรรมเนียม" + flag
         if len(service.fees) == 1 and amounts:
-            return format_baht(amounts[0])
-        return "ขึ้นอยู่กับประเภทคำขอ (ดูหัวข้อค่าธรรมเนียม)"
+            return format_baht(amounts[0]) + flag
+        return "ขึ้นอยู่กับประเภทคำขอ (ดูหัวข้อค่าธรรมเนียม)" + flag
 
     def _hours_context(self, service: Service, question: str, now: dt.datetime) -> dict[str, Any]:
         query = parse_time_reference(question, now) if question else None

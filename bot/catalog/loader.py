@@ -13,17 +13,20 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
+from urllib.parse import urlsplit
 
 import yaml
 
 from bot.answers.reply import BUTTON_TITLE_MAX
-from bot.catalog.schema import Agency, Channel, Service, SpecialDay
+from bot.catalog.facts import KeyFact, agency_facts, service_facts
+from bot.catalog.schema import Agency, Channel, Service, Source, SpecialDay
 from bot.catalog.validation import CatalogError, Problem, build
 from bot.text import normalize
 from bot.tracking import COMPLAINT_CODE
 
 SERVICE_ID = re.compile(r"^[a-z][a-z0-9_]{2,63}$")
 AGENCY_CODE = re.compile(r"^[A-Z]{2,6}$")
+SOURCE_ID = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
 CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 MIN_ALIAS_CHARS = 3
 # The government's public service centre (hotline 1111): fallback, out-of-scope, complaint
@@ -39,6 +42,7 @@ class Catalog:
     agencies: dict[str, Agency]
     fingerprint: str
     special_days: tuple[SpecialDay, ...] = ()
+    agency_sources: tuple[Source, ...] = ()
 
     def service(self, service_id: str) -> Service | None:
         return self.services.get(service_id)
@@ -61,33 +65,8 @@ def load_catalog(directory: str | Path, *, today: dt.date | None = None) -> Cata
     problems: list[Problem] = []
     digest = hashlib.sha256()
 
-    agencies_file = root / "agencies.yml"
-    agencies: dict[str, Agency] = {}
-    raw = _read_yaml(agencies_file, problems, digest)
-    if raw is not None:
-        if not isinstance(raw, dict) or not isinstance(raw.get("agencies"), list):
-            problems.append(Problem(str(agencies_file), "agencies", "must be a list of agencies"))
-        else:
-            for i, item in enumerate(raw["agencies"]):
-                agency, found = build(Agency, item, str(agencies_file))
-                problems += [_prefixed(p, f"agencies[{i}]") for p in found]
-                if agency is not None:
-                    problems += _check_agency(agency, i, agencies, str(agencies_file))
-                    agencies[agency.code] = agency
-        for code, agency in agencies.items():
-            if agency.parent and agency.parent not in agencies:
-                problems.append(
-                    Problem(str(agencies_file), f"{code}.parent", f"unknown agency {agency.parent!r}")
-                )
-        central = agencies.get(CENTRAL_AGENCY)
-        if central is None or not central.hotline:
-            problems.append(
-                Problem(
-                    str(agencies_file), "agencies",
-                    f"must include {CENTRAL_AGENCY} (the public service centre) with its hotline: "
-                    "fallback and complaint replies point to it",
-                )
-            )
+    agencies, agency_sources = _load_agencies(root / "agencies.yml", problems, digest)
+    today = today or dt.date.today()
 
     services: dict[str, Service] = {}
     service_files = sorted((root / "services").glob("*.yml"))
@@ -100,7 +79,7 @@ def load_catalog(directory: str | Path, *, today: dt.date | None = None) -> Cata
         service, found = build(Service, raw, str(path))
         problems += found
         if service is not None:
-            problems += _check_service(service, path, agencies, today or dt.date.today())
+            problems += _check_service(service, path, agencies, today)
             services[service.id] = service
     problems += _check_aliases_unique(services, root)
     special_days = _load_special_days(root / "special_days.yml", problems, digest)
@@ -111,7 +90,90 @@ def load_catalog(directory: str | Path, *, today: dt.date | None = None) -> Cata
         agencies=agencies,
         fingerprint=digest.hexdigest()[:16],
         special_days=special_days,
+        agency_sources=tuple(agency_sources),
     )
+
+
+def _load_agencies(path: Path, problems: list[Problem], digest: Any) -> tuple[dict[str, Agency], list[Source]]:
+    """`agencies.yml`: the `sources` its hotlines come from, and the list under `agencies:`."""
+    file = str(path)
+    agencies: dict[str, Agency] = {}
+    raw = _read_yaml(path, problems, digest)
+    if raw is None:
+        return agencies, []
+    if not isinstance(raw, dict) or not isinstance(raw.get("agencies"), list):
+        problems.append(Problem(file, "agencies", "must be a list of agencies"))
+        return agencies, []
+    sources, found = build(list[Source], raw.get("sources", []), file)
+    problems += [_prefixed(p, "sources") for p in found]
+    sources = sources or []
+    problems += _check_sources(sources, file)
+    source_ids = {s.id for s in sources}
+    for i, item in enumerate(raw["agencies"]):
+        agency, found = build(Agency, item, file)
+        problems += [_prefixed(p, f"agencies[{i}]") for p in found]
+        if agency is not None:
+            problems += _check_agency(agency, i, agencies, file)
+            for fact in agency_facts(agency, i):
+                problems += _attribution_problems(fact, fact.field, source_ids, file)
+            agencies[agency.code] = agency
+    for code, agency in agencies.items():
+        if agency.parent and agency.parent not in agencies:
+            problems.append(Problem(file, f"{code}.parent", f"unknown agency {agency.parent!r}"))
+    central = agencies.get(CENTRAL_AGENCY)
+    if central is None or not central.hotline or central.hotline_area:
+        problems.append(
+            Problem(
+                file, "agencies",
+                f"must include {CENTRAL_AGENCY} (the public service centre) with its national hotline: "
+                "fallback and complaint replies point to it",
+            )
+        )
+    return agencies, sources
+
+
+def _check_sources(sources: list[Source], file: str, prefix: str = "sources") -> list[Problem]:
+    """Ids unique; every URL a specific page, because a homepage proves nothing."""
+    problems = []
+    seen: set[str] = set()
+    for i, source in enumerate(sources):
+        where = f"{prefix}[{i}]"
+        if not SOURCE_ID.match(source.id):
+            problems.append(Problem(file, f"{where}.id", "must be lower-case letters, digits and underscores"))
+        if source.id in seen:
+            problems.append(Problem(file, f"{where}.id", f"duplicate source id {source.id!r}"))
+        seen.add(source.id)
+        if not _is_url(source.url):
+            problems.append(Problem(file, f"{where}.url", "must start with https:// or http://"))
+        elif "%EF%BF%BD" in source.url.upper() or "\ufffd" in source.url:
+            problems.append(
+                Problem(file, f"{where}.url", "is garbled (replacement characters); copy the page's address again")
+            )
+        elif _is_homepage(source.url):
+            problems.append(
+                Problem(file, f"{where}.url", "is only a homepage; cite the page that states the facts")
+            )
+        if source.published and source.published > source.retrieved:
+            problems.append(Problem(file, f"{where}.published", "is after the date it was retrieved"))
+    return problems
+
+
+def _attribution_problems(fact: KeyFact, where: str, source_ids: set[str], file: str) -> list[Problem]:
+    """A key fact names one of the file's sources, or says `unverified: true`."""
+    if fact.source is None:
+        if fact.unverified:
+            return []
+        if where.startswith("documents["):
+            return [
+                Problem(
+                    file, where,
+                    "needs a source or unverified: true (or give the whole list one documents_source)",
+                )
+            ]
+        return [Problem(file, where, "needs a source (the id of one of `sources`), or unverified: true")]
+    if fact.source not in source_ids:
+        return [Problem(file, f"{where}.source", f"unknown source {fact.source!r}; see `sources`")]
+    return []
 
 
 def _load_special_days(path: Path, problems: list[Problem], digest: Any) -> tuple[SpecialDay, ...]:
@@ -215,11 +277,16 @@ def _check_service(
     for i, channel in enumerate(service.complaint_channels):
         if channel.url and not _is_url(channel.url):
             problem(f"complaint_channels[{i}].url", "must start with https:// or http://")
-    if service.source.url and not _is_url(service.source.url):
-        problem("source.url", "must start with https:// or http://")
+    problems += _check_sources(service.sources, file)
+    if not service.sources:
+        problem("sources", "must list at least one page about this service")
+    ids = {s.id for s in service.sources}
+    for fact in service_facts(service):
+        problems += _attribution_problems(fact, fact.field, ids, file)
     if service.verified_on > today:
         problem("verified_on", "is in the future")
     return problems
+
 
 
 def _channel_problems(channel: Channel) -> Iterable[tuple[str, str]]:
@@ -262,3 +329,8 @@ def _check_aliases_unique(services: dict[str, Service], root: Path) -> list[Prob
 
 def _is_url(value: str) -> bool:
     return value.startswith(("https://", "http://"))
+
+
+def _is_homepage(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.path.strip("/") == "" and not parts.query

@@ -4,6 +4,12 @@ Plain dataclasses on purpose: the catalog is read both by the Rasa environment (
 and by the application environment (pydantic 2), so it depends on nothing but the standard
 library and PyYAML. Field names are the YAML keys; `validation.build` turns YAML into these
 classes and reports every problem with its file and field path.
+
+Every key fact a citizen relies on (a fee, a time target or step duration, a criterion, a
+channel's hours or phone, a hotline, the document list: one `documents_source` for the whole
+list, or a `source` on each document) names the `source` it comes from: the
+`id` of one of the file's `sources`. A fact no public source confirms says `unverified: true`
+instead, and the bot then asks the citizen to confirm it with the agency.
 """
 
 from __future__ import annotations
@@ -17,6 +23,25 @@ WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 DurationUnit = Literal["minutes", "hours", "working_days", "days"]
 ChannelKind = Literal["office", "online", "phone", "app", "mobile_unit"]
+SourceKind = Literal["gazette", "citizen_manual", "agency_page", "government", "news", "secondary"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """A specific public page (never a homepage) that states some of the catalog's facts.
+
+    `kind` ranks it: the Royal Gazette, the agency's own citizen manual or service page, other
+    government pages, news, and `secondary` (a private site quoting an official one).
+    `published` is the page's own date when it shows one; `retrieved` when it was last read.
+    """
+
+    id: str
+    title: str
+    publisher: str
+    url: str
+    kind: SourceKind
+    retrieved: dt.date
+    published: Optional[dt.date] = None
 
 
 @dataclass(frozen=True)
@@ -26,6 +51,17 @@ class Duration:
     value: float
     unit: DurationUnit
     note: Optional[str] = None
+    source: Optional[str] = None
+    unverified: bool = False
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One condition of eligibility, with the numbers the law or manual sets (ages, deadlines, fines)."""
+
+    text: str
+    source: Optional[str] = None
+    unverified: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,6 +91,8 @@ class Channel:
     always_open: bool = False
     open_on_public_holidays: bool = False
     note: Optional[str] = None
+    source: Optional[str] = None
+    unverified: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,6 +115,8 @@ class Document:
     copies: int = 0
     condition: Optional[str] = None
     note: Optional[str] = None
+    source: Optional[str] = None
+    unverified: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,6 +130,8 @@ class Fee:
     item: str
     amount_baht: Optional[float] = None
     rule: Optional[str] = None
+    source: Optional[str] = None
+    unverified: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,15 +148,8 @@ class ComplaintChannel:
     phone: Optional[str] = None
     url: Optional[str] = None
     where: Optional[str] = None
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where the facts come from, named in every answer."""
-
-    title: str
-    publisher: str
-    url: Optional[str] = None
+    source: Optional[str] = None
+    unverified: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,6 +157,7 @@ class Service:
     """One service as its citizen manual describes it.
 
     `short_name` labels the service's buttons (at most 20 characters, LINE's limit);
+    `verified_on` is the date this service's facts were last checked against its sources;
     `aliases` are the words citizens really use and must each name only this service;
     `keywords` are weaker, shared words (รถ, ทะเบียน, ใบอนุญาต) that only suggest candidates.
     """
@@ -134,32 +170,42 @@ class Service:
     summary: str
     aliases: list[str]
     legal_basis: list[str]
-    criteria: list[str]
+    criteria: list[Criterion]
     channels: list[Channel]
     steps: list[Step]
     time_target: Duration
     documents: list[Document]
     fees: list[Fee]
-    source: Source
+    sources: list[Source]
     verified_on: dt.date
     keywords: list[str] = field(default_factory=list)
     partner_agencies: list[str] = field(default_factory=list)
     fee_exemptions: list[str] = field(default_factory=list)
     quality_targets: list[QualityTarget] = field(default_factory=list)
     complaint_channels: list[ComplaintChannel] = field(default_factory=list)
+    documents_source: Optional[str] = None
+    documents_unverified: bool = False
 
 
 @dataclass(frozen=True)
 class Agency:
-    """A government agency. `code` (2-6 ASCII capitals) prefixes its tracking numbers."""
+    """A government agency. `code` (2-6 ASCII capitals) prefixes its tracking numbers.
+
+    `hotline` is a national number unless `hotline_area` names where it holds (e.g. 1555 is
+    Bangkok's line only); an agency with no single number (local governments) has none, and
+    answers point citizens to their local office. `source` backs the hotline and channels.
+    """
 
     code: str
     name: str
     name_en: str
     complaint_channel: str
     hotline: Optional[str] = None
+    hotline_area: Optional[str] = None
     website: Optional[str] = None
     parent: Optional[str] = None
+    source: Optional[str] = None
+    unverified: bool = False
 
 
 SpecialDayKind = Literal["closed", "open"]

@@ -22,7 +22,7 @@ def test_the_real_catalog_has_every_contract_service():
     catalog = load_catalog(CATALOG)
     assert CONTRACT_SERVICES <= set(catalog.services)
     for service in catalog.services.values():
-        assert service.source.title and service.verified_on
+        assert service.sources and service.verified_on
         assert catalog.agency_of(service).name
 
 

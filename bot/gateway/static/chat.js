@@ -26,7 +26,8 @@
 
   /* ---------- safe text rendering ---------- */
 
-  var URL_RE = /https?:\/\/[^\s<>"'\u0E00-\u0E7F]+/g;
+  /* Thai letters may be part of a URL (sources are shown as readable IRIs); a URL ends at whitespace. */
+  var URL_RE = /https?:\/\/[^\s<>"']+/g;
   var TRAILING_PUNCT_RE = /[.,;:!?)\]}'"…]+$/;
 
   /* Append `text` to `parent` as text nodes, turning http(s) URLs into links. */
