@@ -75,7 +75,7 @@ print-%:  ## print a make variable (used by the tests)
 fixtures: setup train  ## re-capture tests/data/trackers/ from the real Rasa server
 	$(APP_VENV)/bin/python -m tests.trackers
 
-bench-nlu: setup  ## train on nlu_data/nlu, evaluate on the held-out set, write reports/
+bench-nlu: setup  ## train, evaluate pipeline and baseline on every test set (held-out, blind, blind2, out-of-domain), write reports/nlu/
 	$(RASA_VENV)/bin/python scripts/bench_nlu.py --config $(RASA_CONFIG)
 
 clean:

@@ -8,6 +8,10 @@
 - `EntityMentionMasker`: replaces the tokens of those entities with one placeholder token,
   so the intent classifier learns "what is asked" from the words around the service name
   instead of from the service name itself ("เช็คประวัติอาชญากรรม" is not a status check).
+  It reuses the mentions the extractor found for the message: the matcher runs once.
+
+The features and the intent classifier are in `bot.nlu.featurizers` (`ThaiWordFeaturizer`:
+whole-word and in-word character n-grams) and `bot.nlu.classifiers` (`LinearSVMClassifier`).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from bot.catalog.loader import load_catalog
-from bot.catalog.matching import ServiceMatcher
+from bot.catalog.matching import ServiceMatcher, ServiceMention
 from bot.text import normalize
 from bot.tracking import find_tracking_numbers
 
@@ -179,6 +183,7 @@ class ServiceEntityExtractor(_CatalogTermsComponent, EntityExtractorMixin):
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
+            mentions = resolve_service_mentions(self.matcher, message)
             found = [
                 {
                     "entity": SERVICE_ENTITY,
@@ -187,10 +192,34 @@ class ServiceEntityExtractor(_CatalogTermsComponent, EntityExtractorMixin):
                     "value": m.service_id,
                     "confidence_entity": 1.0 if m.edits == 0 else 0.8,
                 }
-                for m in self.matcher.resolve(message.get(TEXT) or "").mentions
+                for m in mentions
             ]
             _append_entities(self, message, found)
         return messages
+
+
+# Where the extractor leaves the matcher's mentions for the masker (not part of the output).
+SERVICE_MENTIONS = "service_mentions"
+
+
+def resolve_service_mentions(matcher: ServiceMatcher, message: Message) -> tuple[ServiceMention, ...]:
+    """The service mentions of the message's text, resolved once per message.
+
+    The extractor resolves and stores them on the message; the masker, later in the same
+    pipeline, reads them back. On training data the extractor does not run, so the masker
+    resolves itself with the same matcher: training and live messages get the same mentions.
+    The stored mentions carry the text they were found in, and count only for that text.
+    """
+    text = message.get(TEXT) or ""
+    stored = message.get(SERVICE_MENTIONS)
+    if stored and stored.get("text") == text:
+        return tuple(ServiceMention(*m) for m in stored["mentions"])
+    mentions = matcher.resolve(text).mentions if text else ()
+    message.set(
+        SERVICE_MENTIONS,
+        {"text": text, "mentions": [[m.service_id, m.start, m.end, m.edits] for m in mentions]},
+    )
+    return mentions
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR, is_trainable=False)
@@ -225,10 +254,12 @@ class TrackingNumberExtractor(GraphComponent, EntityExtractorMixin):
 class EntityMentionMasker(_CatalogTermsComponent):
     """Masks service names and tracking numbers in the tokens before featurization.
 
-    It finds the mentions itself, with the same matcher the extractor uses, so training
-    examples and live messages are masked identically (annotated spans in the training
-    data are often longer or shorter than what the matcher finds). Registered as a
-    featurizer so Rasa runs it on the training data too; place it before the featurizers.
+    It uses the matcher's mentions, not the annotated entities, so training examples and
+    live messages are masked identically (annotated spans in the training data are often
+    longer or shorter than what the matcher finds): on a live message those the extractor
+    found (`resolve_service_mentions`: the matcher runs once per message), on training data
+    its own, from the same matcher. Registered as a featurizer so Rasa runs it on the
+    training data too; place it after the extractor and before the featurizers.
     """
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
@@ -241,7 +272,7 @@ class EntityMentionMasker(_CatalogTermsComponent):
             text = message.get(TEXT) or ""
             if not tokens or not text:
                 continue
-            spans = [(m.start, m.end, SERVICE_ENTITY) for m in self.matcher.resolve(text).mentions]
+            spans = [(m.start, m.end, SERVICE_ENTITY) for m in resolve_service_mentions(self.matcher, message)]
             spans += [(m.start, m.end, TRACKING_ENTITY) for m in find_tracking_numbers(text)]
             if spans:
                 message.set(TOKENS_NAMES[TEXT], mask_tokens(tokens, spans))
