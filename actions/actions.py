@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import ActionExecuted, EventType, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.answers.render import ASPECTS
@@ -22,6 +22,8 @@ from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
 _live: LiveAssistant | None = None
+# What a conversation remembers across a session rollover (see ActionSessionStart).
+CONVERSATION_SLOTS = ("service", "service_candidates")
 
 
 def configure(live: LiveAssistant) -> None:
@@ -87,6 +89,26 @@ class ActionAnswerService(Action):
             return _remember_choice(None, choice.candidates)
         _send(dispatcher, bot.answers.answer(choice.service_id, intent, question=text, now=bot.clock()))
         return _remember_choice(choice.service_id)
+
+
+class ActionSessionStart(Action):
+    """A new session: after an idle hour (Rasa's session_config) or a rollover by the gateway.
+
+    Rasa's tracker store loads only the current session, so the gateway starts a new one every
+    so many turns (`/session_start`) to keep a long conversation's turns as cheap as its first.
+    Such a rollover keeps what the conversation is about (the service slots); a session that
+    expired after an idle hour starts afresh, as before.
+    """
+
+    def name(self) -> str:
+        return "action_session_start"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        events: list[EventType] = [SessionStarted()]
+        if _intent(tracker) == "session_start":
+            events += [SlotSet(name, tracker.get_slot(name)) for name in CONVERSATION_SLOTS if tracker.get_slot(name)]
+        events.append(ActionExecuted("action_listen"))
+        return events
 
 
 class _FixedReply(Action, abc.ABC):

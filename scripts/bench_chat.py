@@ -1,71 +1,147 @@
-"""Web-chat latency benchmark (`make bench-chat`; app environment).
+"""Chat benchmark (`make bench-chat`; app environment): what one turn costs, and whether it grows.
 
-Starts the real stack (Rasa server, action server, gateway) on free ports, sends a fixed
-mix of citizen questions through the gateway's /api/chat as several simulated citizens, and
-prints latency percentiles and throughput. Raw timings go to reports/chat/latency.jsonl.
+Starts the real stack (Rasa server, action server, gateway) on free ports and measures, in one
+run and on the same processes:
+
+- small-talk turns (a fixed response, no custom action) and custom-action turns (an answer
+  rendered from the catalog by the action server), each at 1, 10 and 50 concurrent clients,
+  both through the gateway's web chat API and straight to Rasa's REST channel; every message
+  comes from a fresh sender, so no conversation grows;
+- one conversation of 500 custom-action turns through the gateway: its first turns against
+  its last.
+
+Prints a table of p50/p95/p99 latency and messages per second, writes it to
+reports/chat/bench.md, and keeps every raw timing in reports/chat/bench.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
 import json
 import statistics
 import sys
+import tempfile
 import time
+import uuid
+from pathlib import Path
 
 import httpx
 
 from bot.runtime.stack import Stack, private_settings
 from bot.settings import PROJECT_ROOT
 
-QUESTIONS = [
-    "ต่อภาษีรถยนต์ต้องใช้เอกสารอะไรบ้าง",
-    "แล้วค่าธรรมเนียมล่ะ",
-    "วันเสาร์เปิดไหม",
-    "ทำพาสปอร์ตใช้เวลากี่วัน",
-    "บัตรประชาชนหายต้องทำยังไง",
-    "เบี้ยคนชราใครมีสิทธิ์บ้าง",
-    "ขอใบอนุญาตร้านอาหารทำที่ไหน",
-    "ตอนนี้สำนักงานเขตเปิดอยู่ไหม",
-]
+SMALL_TALK = "ขอบคุณครับ"
+CUSTOM_ACTION = "ต่อภาษีรถยนต์ต้องใช้เอกสารอะไรบ้าง"
+LEVELS = (1, 10, 50)
+LONG_CONVERSATION_TURNS = 500
+WINDOW = 20  # turns averaged at each end of the long conversation
+
+
+async def _turn(client: httpx.AsyncClient, path: str, text: str, sender: str | None) -> float:
+    if path == "gateway":
+        body = {"message": text}
+    else:
+        body = {"sender": sender or uuid.uuid4().hex, "message": text}
+    url = "/api/chat" if path == "gateway" else "/webhooks/rest/webhook"
+    started = time.perf_counter()
+    response = await client.post(url, json=body)
+    elapsed = (time.perf_counter() - started) * 1000
+    response.raise_for_status()
+    messages = response.json()["messages"] if path == "gateway" else response.json()
+    if not messages:
+        raise RuntimeError(f"no reply to {text!r} through {path}")
+    return elapsed
+
+
+async def _load(base_url: str, path: str, text: str, clients: int, messages: int) -> tuple[list[float], float]:
+    """`messages` turns spread over `clients` concurrent clients, each from a fresh sender."""
+    timings: list[float] = []
+    per_client = max(1, messages // clients)
+
+    async def client_loop() -> None:
+        async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+            for _ in range(per_client):
+                client.cookies.clear()  # a fresh web-chat session: a new conversation
+                timings.append(await _turn(client, path, text, None))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client_loop() for _ in range(clients)))
+    return timings, time.perf_counter() - started
+
+
+async def _long_conversation(base_url: str, turns: int) -> list[float]:
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+        return [await _turn(client, "gateway", CUSTOM_ACTION, None) for _ in range(turns)]
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+async def _bench(settings, messages: int, long_turns: int) -> dict:
+    results: dict = {"runs": [], "long_conversation": None}
+    bases = {"gateway": settings.gateway_url, "rasa": settings.rasa_url}
+    await _load(bases["gateway"], "gateway", CUSTOM_ACTION, 2, 20)  # warm both paths
+    await _load(bases["rasa"], "rasa", SMALL_TALK, 2, 20)
+    for kind, text in (("small talk", SMALL_TALK), ("custom action", CUSTOM_ACTION)):
+        for clients in LEVELS:
+            for path in ("rasa", "gateway"):
+                total = max(messages, clients * 4)
+                timings, seconds = await _load(bases[path], path, text, clients, total)
+                results["runs"].append(
+                    {"kind": kind, "path": path, "clients": clients, "seconds": seconds, "ms": timings}
+                )
+                print(f"  {kind:<13} {path:<7} {clients:>2} clients: p50 {_quantile(timings, 0.5):6.1f} ms, "
+                      f"{len(timings) / seconds:6.1f} msg/s", flush=True)
+    timings = await _long_conversation(bases["gateway"], long_turns)
+    results["long_conversation"] = {"ms": timings}
+    return results
+
+
+def _table(results: dict) -> str:
+    lines = [
+        "| turn | path | clients | p50 ms | p95 ms | p99 ms | msg/s |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for run in results["runs"]:
+        ms = run["ms"]
+        lines.append(
+            f"| {run['kind']} | {run['path']} | {run['clients']} | {_quantile(ms, 0.5):.1f} | "
+            f"{_quantile(ms, 0.95):.1f} | {_quantile(ms, 0.99):.1f} | {len(ms) / run['seconds']:.1f} |"
+        )
+    long = results["long_conversation"]["ms"]
+    first, last = long[:WINDOW], long[-WINDOW:]
+    lines += [
+        "",
+        f"One conversation, {len(long)} custom-action turns through the gateway: turns 1–{WINDOW} "
+        f"median {statistics.median(first):.1f} ms, turns {len(long) - WINDOW + 1}–{len(long)} median "
+        f"{statistics.median(last):.1f} ms (ratio {statistics.median(last) / statistics.median(first):.2f}); "
+        f"turn 1 {long[0]:.1f} ms, turn {len(long)} {long[-1]:.1f} ms.",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--citizens", type=int, default=10)
-    parser.add_argument("--out", default="reports/chat")
+    parser.add_argument("--messages", type=int, default=200, help="turns per (kind, path, clients) run")
+    parser.add_argument("--long-turns", type=int, default=LONG_CONVERSATION_TURNS)
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "reports" / "chat")
     args = parser.parse_args()
-    out = PROJECT_ROOT / args.out
-    out.mkdir(parents=True, exist_ok=True)
-    settings = private_settings(out / "data")
-    rows = []
-    with (out / "stack.log").open("w") as log, Stack(settings, output=log):
-        with httpx.Client(base_url=settings.gateway_url, timeout=30) as warmup:
-            warmup.post("/api/chat", json={"message": "สวัสดี"})
-        started = time.perf_counter()
-        for citizen in range(args.citizens):
-            # One client per citizen: the gateway's session cookie is that citizen's identity.
-            with httpx.Client(base_url=settings.gateway_url, timeout=30) as client:
-                for question in QUESTIONS:
-                    t0 = time.perf_counter()
-                    response = client.post("/api/chat", json={"message": question})
-                    rows.append({"citizen": citizen, "question": question, "status": response.status_code,
-                                 "ms": round((time.perf_counter() - t0) * 1000, 2)})
-        elapsed = time.perf_counter() - started
-    with (out / "latency.jsonl").open("w", encoding="utf-8") as raw:
-        for row in rows:
-            raw.write(json.dumps(row, ensure_ascii=False) + "\n")
-    ms = sorted(r["ms"] for r in rows)
-    failures = sum(r["status"] != 200 for r in rows)
-    quantile = lambda q: ms[min(len(ms) - 1, int(len(ms) * q))]  # noqa: E731
-    print(f"requests     {len(rows)} ({failures} failed), one at a time")
-    print(
-        f"latency ms   p50 {quantile(0.5):.1f}  p95 {quantile(0.95):.1f}  p99 {quantile(0.99):.1f}"
-        f"  max {ms[-1]:.1f}  mean {statistics.mean(ms):.1f}"
-    )
-    print(f"throughput   {len(rows) / elapsed:.1f} replies/s")
-    print(f"raw timings  {out / 'latency.jsonl'}")
-    return 1 if failures else 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = dataclasses.replace(private_settings(Path(tmp)), rate_limit_identity=1_000_000)
+        with (args.out / "stack.log").open("w") as log, Stack(settings, output=log):
+            results = asyncio.run(_bench(settings, args.messages, args.long_turns))
+    (args.out / "bench.json").write_text(json.dumps(results), encoding="utf-8")
+    table = _table(results)
+    (args.out / "bench.md").write_text(table, encoding="utf-8")
+    print()
+    print(table)
+    print(f"raw timings: {args.out / 'bench.json'}")
+    return 0
 
 
 if __name__ == "__main__":

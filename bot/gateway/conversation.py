@@ -8,7 +8,8 @@ secret token) and calls `Conversation.handle(identity, text)`. The pipeline then
    button this pipeline offered to this identity; anything else that starts with `/` is the
    citizen's words and loses its leading slashes, so nobody can set an intent or an entity
    by typing Rasa's message syntax;
-3. sends the text to the Rasa server's REST channel and reads the replies (`Reply`);
+3. sends the text to the Rasa server's REST channel and reads the replies (`Reply`), starting
+   a new Rasa session every SESSION_TURNS messages so a long conversation stays as cheap;
 4. remembers the buttons it offers, and pages buttons beyond the channel's limit with a
    "more" button it answers itself.
 
@@ -44,6 +45,10 @@ TOO_LONG = "ข้อความยาวเกินไป กรุณาพ�
 EMPTY = "กรุณาพิมพ์คำถามเป็นข้อความ เช่น \"ต่อใบขับขี่ใช้เอกสารอะไร\""
 _LEADING_SLASHES = re.compile(r"^[\s/]+")
 HEALTH_CACHE_SECONDS = 2.0
+# Rasa replays and ships a conversation's whole current session every turn, so the gateway
+# starts a new session every SESSION_TURNS messages; the actions carry the service slots over.
+SESSION_TURNS = 20
+SESSION_START = "/session_start"
 
 
 class ConversationUnavailable(Exception):
@@ -106,6 +111,8 @@ class Conversation:
         if not message:
             return Turn([Reply(EMPTY)], refused="empty")
         try:
+            if await self._state.incr(f"turns:{identity}", OFFER_TTL_SECONDS) % SESSION_TURNS == 0:
+                await self._ask_rasa(identity, SESSION_START)
             replies = await self._ask_rasa(identity, message)
         except ConversationUnavailable:
             return Turn([Reply(UNAVAILABLE)], refused="unavailable")

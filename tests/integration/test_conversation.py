@@ -114,3 +114,13 @@ def test_non_json_body_is_a_4xx(gateway_url):
 def test_unknown_paths_are_404_not_500(gateway_url):
     assert httpx.get(f"{gateway_url}/nope").status_code == 404
     assert httpx.get(f"{gateway_url}/api/chat").status_code == 405
+
+
+def test_a_long_conversation_keeps_its_service_across_session_rollovers(chat, rasa_url, stack):
+    from bot.gateway.conversation import SESSION_TURNS
+
+    chat.text("ทำพาสปอร์ตใช้เวลากี่วัน")
+    for _ in range(SESSION_TURNS):
+        chat.text("ขอบคุณครับ")
+    fee = chat.text("แล้วค่าธรรมเนียมล่ะ")
+    assert fee.startswith("💰 ค่าธรรมเนียม: " + CATALOG.services["passport"].name)

@@ -78,3 +78,21 @@ def test_no_command_line_holds_a_secret_and_rasa_still_requires_its_token(stack:
         assert client.get(f"{s.rasa_url}/status").status_code == 401
         assert client.get(f"{s.rasa_url}/status", params={"token": "wrong"}).status_code == 401
         assert client.get(f"{s.rasa_url}/status", params={"token": s.rasa_token}).status_code == 200
+
+
+def test_conversations_survive_a_rasa_restart_and_the_validator_patch_is_active(stack: Stack, stack_log: Path):
+    s = stack.settings
+    assert "installed Rasa patches: compiled_action_validator" in stack_log.read_text(encoding="utf-8")
+    with httpx.Client(base_url=s.gateway_url, timeout=60) as citizen:
+        assert citizen.post("/api/chat", json={"message": "ทำพาสปอร์ตใช้เวลากี่วัน"}).status_code == 200
+        before = stack.pids()
+        os.killpg(before["rasa"], signal.SIGKILL)
+        deadline = time.monotonic() + 180
+        while stack.pids()["rasa"] in (None, before["rasa"]):
+            assert time.monotonic() < deadline, "Rasa was not restarted in time"
+            time.sleep(0.5)
+        _until_ok(citizen, f"{s.rasa_url}/status?token={s.rasa_token}", deadline, "Rasa did not come back")
+        reply = citizen.post("/api/chat", json={"message": "แล้วค่าธรรมเนียมล่ะ"})
+        assert reply.status_code == 200
+        assert reply.json()["messages"][0]["text"].startswith("💰 ค่าธรรมเนียม: การขอหนังสือเดินทาง")
+    assert stack_log.read_text(encoding="utf-8").count("installed Rasa patches: compiled_action_validator") == 2

@@ -188,7 +188,7 @@ def test_documents_question(page: Page, gateway_url):
     text = _assert_no_error(_ask(page, "ต่อภาษีรถยนต์ต้องใช้เอกสารอะไรบ้างครับ"))
 
     assert text.startswith(f"📄 เอกสารที่ต้องใช้: {VEHICLE_TAX.name}"), text
-    assert VEHICLE_TAX.documents[0].name in text and "ที่มา: " in text, text
+    assert VEHICLE_TAX.documents[0].name in text and "ที่มา:" in text, text
     assert page.locator("#log .msg.user").nth(users_before).inner_text() == (
         "ต่อภาษีรถยนต์ต้องใช้เอกสารอะไรบ้างครับ"
     )

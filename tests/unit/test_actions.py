@@ -126,11 +126,11 @@ def test_human_and_complaint_replies_follow_the_remembered_service(assistant):
     assert complaint == assistant.answers.complaint_channels("passport")
 
 
-def test_unclear_message_naming_a_service_gets_its_overview(assistant):
-    tracker, events, [reply] = run("unclear_with_service")
-    assert intent(tracker) == "nlu_fallback"
+def test_a_service_named_in_passing_gets_its_overview(assistant):
+    tracker, events, [reply] = run("service_named_in_passing")
+    assert intent(tracker) == "ask_service" and tracker.get_slot("service") == "passport"
     assert events == remembered("driving_licence_renewal")
-    assert reply == assistant.answers.answer("driving_licence_renewal", "ask_service", now=NOW)
+    assert reply == assistant.answers.answer("driving_licence_renewal", "ask_service", question="ใบขับขี่ อะไรนะ", now=NOW)
 
 
 def test_unclear_message_without_a_service_gets_the_prompt_not_the_remembered_service(assistant):

@@ -212,3 +212,15 @@ def test_values_are_escaped_by_output_format():
     assert "<img" not in html and "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in html
     text = env.get_template("probe.j2").render(value=hostile)
     assert text == 'เลขที่ <img src=x onerror="alert(1)">ABC', "plain text keeps characters, drops controls"
+
+
+async def test_a_long_conversation_rolls_over_to_a_new_rasa_session(conversation, rasa):
+    from bot.gateway.conversation import SESSION_START, SESSION_TURNS
+
+    conversation._rate_limit = 10_000
+    me = identity()
+    for _ in range(SESSION_TURNS * 2):
+        await conversation.handle(me, "สวัสดี")
+    told = [r["message"] for r in rasa.received if r["sender"] == me]
+    assert told.count(SESSION_START) == 2
+    assert told.index(SESSION_START) == SESSION_TURNS - 1, "before the SESSION_TURNS-th message"

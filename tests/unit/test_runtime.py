@@ -6,9 +6,11 @@ served here), so they check restarts, backoff and stopping in seconds, without R
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import signal
+import stat
 import sys
 import threading
 import time
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+import yaml
 
 from bot import cli
 from bot.runtime import rasa_server
@@ -28,6 +31,7 @@ from bot.runtime.stack import (
     Stack,
     StackError,
     describe_exit,
+    endpoints,
     write_endpoints,
 )
 from bot.settings import Settings
@@ -149,7 +153,29 @@ def test_the_endpoints_file_goes_under_the_data_dir(tmp_path):
     rasa = stack.specs()[0]
     assert rasa.command[rasa.command.index("--endpoints") + 1] == str(stack.endpoints_path)
     write_endpoints(settings, stack.endpoints_path)
-    assert 'url: "http://127.0.0.1:6055/webhook"' in stack.endpoints_path.read_text()
+    written = yaml.safe_load(stack.endpoints_path.read_text())
+    assert written["action_endpoint"] == {"url": "http://127.0.0.1:6055/webhook"}
+    assert written["tracker_store"] == {
+        "type": "SQL", "dialect": "sqlite", "db": str(settings.data_dir / "rasa-tracker.db")
+    }
+    assert "lock_store" not in written
+    assert stat.S_IMODE(stack.endpoints_path.stat().st_mode) == 0o600
+
+
+def test_postgres_and_redis_settings_move_trackers_and_locks_there(tmp_path):
+    settings = dataclasses.replace(
+        _settings(tmp_path),
+        database_url="postgresql+psycopg2://bot:p%40ss@db.internal:6543/conversations",
+        redis_url="redis://:secret@cache.internal:6380/2",
+    )
+    config = endpoints(settings)
+    assert config["tracker_store"] == {
+        "type": "SQL", "dialect": "postgresql", "url": "db.internal", "port": 6543,
+        "db": "conversations", "username": "bot", "password": "p@ss",
+    }
+    assert config["lock_store"] == {
+        "type": "redis", "url": "cache.internal", "port": 6380, "db": 2, "password": "secret", "key_prefix": "sla_bot",
+    }
 
 
 @pytest.mark.parametrize("missing", ["rasa_token", "web_session_secret"])
