@@ -15,9 +15,10 @@ Why a launcher rather than the `rasa` script:
   `sys.argv` does not change /proc/<pid>/cmdline. A token given on the command line is refused.
 - It is the one narrow place where runtime patches to the Rasa server are installed, before
   Rasa's CLI starts; each is documented in `bot.runtime.rasa_patches` (what it changes, why,
-  and how to drop it). Installed: `compiled_action_validator` (Rasa re-checked the action
-  response schema on every custom action, ~19 ms a turn). The server logs
-  "installed Rasa patches: ..." at start-up.
+  and how to drop it): `compiled_action_validator` (Rasa re-checked the action response
+  schema on every custom action, ~19 ms a turn), `sqlite_tracker_store` (pooled WAL
+  connections for the embedded tracker store) and `kept_endpoint_sessions` (one kept-alive
+  connection to the action server). The server logs "installed Rasa patches: ..." at start-up.
 
 Standard library only until Rasa itself is imported, so the argument handling is testable in
 the app environment.

@@ -113,6 +113,9 @@ def private_settings(data_dir: Path) -> Settings:
     )
 
 
+TRACKER_STORE = "bot.runtime.tracker_store.SessionTrackerStore"
+
+
 def endpoints(settings: Settings) -> dict[str, Any]:
     """Rasa's endpoints: the action server, the tracker store and, with Redis, the lock store.
 
@@ -125,7 +128,7 @@ def endpoints(settings: Settings) -> dict[str, Any]:
     database = urlsplit(settings.database_url) if settings.database_url else None
     if database and database.scheme.split("+")[0] in ("postgresql", "postgres"):
         config["tracker_store"] = {
-            "type": "SQL",
+            "type": TRACKER_STORE,
             "dialect": "postgresql",
             "url": database.hostname or "127.0.0.1",
             "port": database.port or 5432,
@@ -134,7 +137,9 @@ def endpoints(settings: Settings) -> dict[str, Any]:
             "password": unquote(database.password or ""),
         }
     else:
-        config["tracker_store"] = {"type": "SQL", "dialect": "sqlite", "db": str(settings.data_dir / "rasa-tracker.db")}
+        config["tracker_store"] = {
+            "type": TRACKER_STORE, "dialect": "sqlite", "db": str(settings.data_dir / "rasa-tracker.db")
+        }
     if settings.redis_url:
         redis = urlsplit(settings.redis_url)
         config["lock_store"] = {

@@ -14,6 +14,7 @@ from bot.gateway.conversation import UNAVAILABLE
 from bot.runtime.stack import Stack
 
 RESTART_TIMEOUT_SECONDS = 60.0
+PATCHES_LINE = "installed Rasa patches: compiled_action_validator, sqlite_tracker_store, kept_endpoint_sessions"
 
 
 def _status(client: httpx.Client, url: str) -> int | None:
@@ -82,7 +83,7 @@ def test_no_command_line_holds_a_secret_and_rasa_still_requires_its_token(stack:
 
 def test_conversations_survive_a_rasa_restart_and_the_validator_patch_is_active(stack: Stack, stack_log: Path):
     s = stack.settings
-    assert "installed Rasa patches: compiled_action_validator" in stack_log.read_text(encoding="utf-8")
+    assert PATCHES_LINE in stack_log.read_text(encoding="utf-8")
     with httpx.Client(base_url=s.gateway_url, timeout=60) as citizen:
         assert citizen.post("/api/chat", json={"message": "ทำพาสปอร์ตใช้เวลากี่วัน"}).status_code == 200
         before = stack.pids()
@@ -95,4 +96,4 @@ def test_conversations_survive_a_rasa_restart_and_the_validator_patch_is_active(
         reply = citizen.post("/api/chat", json={"message": "แล้วค่าธรรมเนียมล่ะ"})
         assert reply.status_code == 200
         assert reply.json()["messages"][0]["text"].startswith("💰 ค่าธรรมเนียม: การขอหนังสือเดินทาง")
-    assert stack_log.read_text(encoding="utf-8").count("installed Rasa patches: compiled_action_validator") == 2
+    assert stack_log.read_text(encoding="utf-8").count(PATCHES_LINE) == 2, "the restarted Rasa is patched too"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 
 import pytest
 from jsonschema import ValidationError
+from rasa.core import tracker_store
 from rasa.core.actions.action import RemoteAction
 from rasa.utils.endpoints import EndpointConfig
 
@@ -51,10 +53,39 @@ def test_malformed_responses_are_rejected_with_rasas_error(response):
     assert list(patched.value.path) == list(original.value.path)
 
 
-def test_install_replaces_the_method_once(monkeypatch):
+def test_install_replaces_each_patched_function_once(monkeypatch):
     monkeypatch.setattr(RemoteAction, "_validate_action_result", ORIGINAL)
-    assert rasa_patches.install() == ["compiled_action_validator"]
-    patched = RemoteAction._validate_action_result
-    assert getattr(patched, rasa_patches.PATCHED_MARK)
+    monkeypatch.setattr(tracker_store, "create_engine_kwargs", tracker_store.create_engine_kwargs)
+    monkeypatch.setattr(EndpointConfig, "session", EndpointConfig.session)
+    installed = rasa_patches.install()
+    assert installed == ["compiled_action_validator", "sqlite_tracker_store", "kept_endpoint_sessions"]
+    patched = (RemoteAction._validate_action_result, tracker_store.create_engine_kwargs, EndpointConfig.session)
+    assert all(getattr(p, rasa_patches.PATCHED_MARK) for p in patched)
     rasa_patches.install()
-    assert RemoteAction._validate_action_result is patched
+    assert (RemoteAction._validate_action_result, tracker_store.create_engine_kwargs, EndpointConfig.session) == patched
+
+
+def test_sqlite_tracker_store_is_pooled_in_wal_mode(tmp_path, monkeypatch):
+    monkeypatch.setattr(tracker_store, "create_engine_kwargs", tracker_store.create_engine_kwargs)
+    rasa_patches.install()
+    store = tracker_store.SQLTrackerStore(dialect="sqlite", db=str(tmp_path / "t.db"))
+    assert type(store.engine.pool).__name__ == "QueuePool"
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    assert tracker_store.create_engine_kwargs("postgresql://x/y").get("poolclass") is None
+
+
+def test_an_endpoint_reuses_one_session():
+    endpoint = EndpointConfig("http://127.0.0.1:1/webhook")
+    rasa_patches.install()
+
+    async def twice() -> None:
+        async with endpoint.session() as first:
+            pass
+        async with endpoint.session() as second:
+            pass
+        assert first is second and not first.closed
+        await first.close()
+
+    asyncio.run(twice())

@@ -26,6 +26,7 @@ from bot.runtime import rasa_server
 from bot.runtime.stack import (
     APP_VENV,
     RASA_VENV,
+    TRACKER_STORE,
     Backoff,
     ProcessSpec,
     Stack,
@@ -156,7 +157,7 @@ def test_the_endpoints_file_goes_under_the_data_dir(tmp_path):
     written = yaml.safe_load(stack.endpoints_path.read_text())
     assert written["action_endpoint"] == {"url": "http://127.0.0.1:6055/webhook"}
     assert written["tracker_store"] == {
-        "type": "SQL", "dialect": "sqlite", "db": str(settings.data_dir / "rasa-tracker.db")
+        "type": TRACKER_STORE, "dialect": "sqlite", "db": str(settings.data_dir / "rasa-tracker.db")
     }
     assert "lock_store" not in written
     assert stat.S_IMODE(stack.endpoints_path.stat().st_mode) == 0o600
@@ -170,7 +171,7 @@ def test_postgres_and_redis_settings_move_trackers_and_locks_there(tmp_path):
     )
     config = endpoints(settings)
     assert config["tracker_store"] == {
-        "type": "SQL", "dialect": "postgresql", "url": "db.internal", "port": 6543,
+        "type": TRACKER_STORE, "dialect": "postgresql", "url": "db.internal", "port": 6543,
         "db": "conversations", "username": "bot", "password": "p@ss",
     }
     assert config["lock_store"] == {
