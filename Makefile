@@ -18,6 +18,9 @@ NLU_CODE := bot/__init__.py bot/text.py bot/tracking.py bot/answers/__init__.py 
 TRAIN_INPUTS := $(RASA_CONFIG) $(RASA_DOMAIN) $(NLU_CODE) \
   $(shell find $(RASA_DATA) sla_catalog -type f -name '*.yml' 2>/dev/null)
 export RASA_TELEMETRY_ENABLED := false
+# The storage tests also run against the real PostgreSQL (and Redis) this machine runs;
+# set TEST_DATABASE_URL= (empty) to run them on SQLite only.
+export TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 export TF_CPP_MIN_LOG_LEVEL := 2
 
 .PHONY: setup run train test lint browser test-unit test-nlu test-integration validate bench-nlu bench-chat \

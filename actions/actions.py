@@ -191,16 +191,3 @@ class ActionComplaintChannels(Action):
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         _send(dispatcher, assistant().answers.complaint_channels(_remembered_service(tracker)))
         return []
-
-
-class ActionStatusHelp(Action):
-    """Which agency a tracking number belongs to and how to follow it up."""
-
-    def name(self) -> str:
-        return "action_status_help"
-
-    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
-        numbers = _entities(tracker, "tracking_number")
-        number = numbers[0] if numbers else tracker.get_slot("tracking_number")
-        _send(dispatcher, assistant().answers.status_help(number))
-        return []

@@ -60,6 +60,24 @@ class Assistant:
             raise CatalogError(problems)
         return assistant
 
+    def _sample_request(self, service_id: str, now: dt.datetime) -> tuple[Any, Any]:
+        """A request waiting in the service's last step, and its SLA assessment, to render."""
+        from bot.casework.request import ServiceRequest, StatusChange, StepEntry
+        from bot.sla.clock import StepRecord, assess
+
+        service = self.catalog.services[service_id]
+        last = len(service.steps) - 1
+        filed = now - dt.timedelta(days=1)
+        request = ServiceRequest(
+            tracking_number=f"{service.agency}-2569-000001", agency_code=service.agency, service_id=service_id,
+            office="สำนักงานตัวอย่าง", status="waiting_for_citizen", submitted_at=filed, updated_at=now,
+            closed_at=None, last_delay_notice_at=None,
+            steps=(StepEntry(last, filed, None, "หมายเหตุ"),),
+            status_changes=(StatusChange(None, "waiting_for_citizen", filed),),
+        )
+        assessment = assess(service, None, self.calendar, filed, [StepRecord(last, filed)], [], now)
+        return request, assessment
+
     def render_problems(self) -> list[Problem]:
         """Render every kind of reply for every service and agency; list what fails.
 
@@ -91,8 +109,13 @@ class Assistant:
                 attempt(file, f"answer to {intent}", answers.answer, sid, intent, now=now)
             attempt(file, "human contact", answers.human_contact, sid)
             attempt(file, "complaint channels", answers.complaint_channels, sid)
-        for code in [*self.catalog.agencies, COMPLAINT_CODE, "XX"]:
-            attempt("agencies.yml", f"status of a {code} number", answers.status_help, f"{code}-2569-000001")
+            attempt(file, "request status", answers.request_status, *self._sample_request(sid, now))
+            attempt(file, "status lookup prompt", answers.status_ask_number, [("XX-2569-000001", sid)])
+        attempt("agencies.yml", "status lookup prompt", answers.status_ask_number, [])
+        attempt("agencies.yml", "verification prompt", answers.status_ask_code, "DLT-2569-000001")
+        attempt("agencies.yml", "status refused", answers.status_denied, "DLT-2569-000001")
+        attempt("agencies.yml", "status locked", answers.status_locked)
+        attempt("agencies.yml", "complaint number", answers.status_complaint, f"{COMPLAINT_CODE}-2569-000001")
         attempt("agencies.yml", "greeting", answers.greeting)
         attempt("agencies.yml", "help menu", answers.help_menu)
         attempt("agencies.yml", "bot challenge", answers.bot_challenge)
@@ -100,7 +123,6 @@ class Assistant:
         attempt("agencies.yml", "out of scope", answers.out_of_scope)
         attempt("agencies.yml", "human contact", answers.human_contact, None)
         attempt("agencies.yml", "complaint channels", answers.complaint_channels, None)
-        attempt("agencies.yml", "status without a number", answers.status_help, None)
         attempt("agencies.yml", "choice of service", answers.choose_service, "ask_fee", [])
         return problems
 

@@ -6,6 +6,11 @@
                                 that dies, stop all three on Ctrl-C (`make run`)
   sla-bot actions               the action server alone
   sla-bot gateway               the gateway alone
+  sla-bot db upgrade            create or upgrade the database tables (DATABASE_URL, else var/sla-bot.db)
+  sla-bot agency-key create CODE [--name N]   a new API key for an agency, printed once
+  sla-bot agency-key revoke KEY_ID            revoke a key at once
+  sla-bot agency-key list [CODE]              key ids, agencies, names, created/revoked
+  sla-bot demo load             file the demo requests (make run does it on embedded defaults)
 """
 
 from __future__ import annotations
@@ -19,8 +24,13 @@ import secrets
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.settings import GENERATED_SECRETS, PROJECT_ROOT, Settings
+
+if TYPE_CHECKING:
+    from bot.assistant import LiveAssistant
+    from bot.casework.registry import Registry
 
 
 def _catalog_check(directory: Path) -> int:
@@ -60,9 +70,13 @@ def _actions(settings: Settings) -> int:
     from rasa_sdk.endpoint import create_app
 
     import actions.actions
+    import actions.status
     from bot.assistant import LiveAssistant
+    from bot.casework.lookup import StatusLookup
 
-    actions.actions.configure(LiveAssistant(settings.catalog_dir))
+    live = LiveAssistant(settings.catalog_dir)
+    actions.actions.configure(live)
+    actions.status.configure(StatusLookup(_registry(settings, live), lambda: live.current()))
     app = create_app("actions")
     # Internal: only Rasa calls the action server, so it binds the internal host.
     app.run(settings.internal_host, settings.actions_port, workers=1, access_log=False, motd=False)
@@ -80,6 +94,83 @@ def _gateway(settings: Settings) -> int:
     uvicorn.run(
         create_app(settings), host=settings.gateway_host, port=settings.gateway_port, ws="none", access_log=False
     )
+    return 0
+
+
+def _registry(settings: Settings, live: "LiveAssistant") -> "Registry":
+    """The registry on the settings' database: its engine is built here, once per process."""
+    from bot.casework.registry import Registry
+    from bot.db import make_engine
+
+    return Registry(make_engine(settings.database), settings.verification_secret, lambda: live.current().catalog)
+
+
+def _demo(settings: Settings, *, only_if_empty: bool) -> int:
+    """Load the demo requests and print them as the README lists them."""
+    from bot.assistant import LiveAssistant
+    from bot.casework.demo import demo_loaded, load_demo
+
+    registry = _registry(settings, LiveAssistant(settings.catalog_dir))
+    if only_if_empty and demo_loaded(registry):
+        return 0
+    print("Demo requests (number · last 4 phone digits · state), clearly marked as demo data:")
+    for number, digits, state in load_demo(registry):
+        print(f"  {number} · {digits} · {state}")
+    return 0
+
+
+def _db_upgrade(settings: Settings) -> int:
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # before importing it: it logs at import
+    from sqlalchemy.engine import make_url
+
+    from bot.db import current_revision, make_engine, migrate
+
+    engine = make_engine(settings.database)
+    try:
+        migrate(engine)
+        shown = make_url(settings.database).render_as_string(hide_password=True)
+        print(f"Database {shown} is at revision {current_revision(engine)}")
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _agency_key(settings: Settings, args: argparse.Namespace) -> int:
+    """Create, revoke or list agencies' API keys (stored hashed; a new key is shown only here)."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # before importing it: it logs at import
+    from bot.casework import ApiKeys, CaseworkError
+    from bot.catalog import CatalogError, load_catalog
+    from bot.db import make_engine, migrate
+
+    try:
+        catalog = load_catalog(settings.catalog_dir)
+    except CatalogError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    engine = make_engine(settings.database)
+    try:
+        migrate(engine)
+        keys = ApiKeys(engine, catalog=lambda: catalog)
+        if args.key_command == "create":
+            created = keys.create(args.agency, args.name or "")
+            print(
+                f"API key {created.info.key_id} for {created.info.agency_code} ({created.info.name}):\n"
+                f"  {created.key}\n"
+                "Store it now: it is not kept and cannot be shown again. "
+                "Send it as `Authorization: Bearer <key>`.",
+            )
+        elif args.key_command == "revoke":
+            info = keys.revoke(args.key_id)
+            print(f"Revoked {info.key_id} ({info.agency_code}, {info.name})")
+        else:
+            for info in keys.list_keys(args.agency):
+                state = f"revoked {info.revoked_at:%Y-%m-%d %H:%M}" if info.revoked_at else "active"
+                print(f"{info.key_id}  {info.agency_code:6}  {info.created_at:%Y-%m-%d %H:%M}  {state:22}  {info.name}")
+    except CaseworkError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
     return 0
 
 
@@ -123,6 +214,8 @@ def _run(settings: Settings) -> int:
     s = stack.settings
     try:
         stack.start()
+        if not s.database_url:  # embedded defaults only: never into an operator's database
+            _demo(s, only_if_empty=True)
         print(
             "\nThe assistant is running:\n"
             f"  web chat        {s.gateway_url}/\n"
@@ -167,6 +260,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands.add_parser("actions", help="start the action server")
     commands.add_parser("gateway", help="start the gateway")
+    db = commands.add_parser("db", help="the database")
+    db.add_subparsers(dest="db_command", required=True).add_parser(
+        "upgrade", help="create or upgrade the tables (run by `make run` and the tests)"
+    )
+    demo = commands.add_parser("demo", help="demo requests for trying the status lookup")
+    demo.add_subparsers(dest="demo_command", required=True).add_parser(
+        "load", help="file the demo requests into DATABASE_URL's database (make run does this on embedded defaults)"
+    )
+    key = commands.add_parser("agency-key", help="agencies' API keys")
+    key_commands = key.add_subparsers(dest="key_command", required=True)
+    key_create = key_commands.add_parser("create", help="create a key for an agency and print it once")
+    key_create.add_argument("agency", help="agency code from sla_catalog/agencies.yml, e.g. DLT")
+    key_create.add_argument("--name", help="what the key is for, e.g. the agency system using it")
+    key_commands.add_parser("revoke", help="revoke a key").add_argument("key_id")
+    key_commands.add_parser("list", help="list keys (never the keys themselves)").add_argument(
+        "agency", nargs="?", help="only this agency's keys"
+    )
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -181,6 +291,13 @@ def main(argv: list[str] | None = None) -> int:
         return _actions(settings)
     if args.command == "gateway":
         return _gateway(settings)
+    if args.command == "db":
+        return _db_upgrade(settings)
+    if args.command == "agency-key":
+        return _agency_key(settings, args)
+    if args.command == "demo":
+        _with_generated_secrets(settings)
+        return _demo(Settings.from_env(), only_if_empty=False)
     return _run(settings)
 
 

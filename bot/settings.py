@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TIMEZONE = ZoneInfo("Asia/Bangkok")
 # Secrets `make run` generates into `.env` when they are unset.
-GENERATED_SECRETS = ("RASA_TOKEN", "WEB_SESSION_SECRET")
+GENERATED_SECRETS = ("RASA_TOKEN", "WEB_SESSION_SECRET", "VERIFICATION_SECRET")
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -43,6 +43,8 @@ class Settings:
     gateway_port: int = 8000
     rasa_token: str = ""
     web_session_secret: str = ""
+    # Keys the hashes of citizens' verification digits (bot.casework.verification).
+    verification_secret: str = ""
     catalog_dir: Path = PROJECT_ROOT / "sla_catalog"
     model_dir: Path = PROJECT_ROOT / "models"
     data_dir: Path = PROJECT_ROOT / "var"
@@ -99,6 +101,7 @@ class Settings:
             gateway_port=port("GATEWAY_PORT", defaults.gateway_port),
             rasa_token=get("RASA_TOKEN") or "",
             web_session_secret=get("WEB_SESSION_SECRET") or "",
+            verification_secret=get("VERIFICATION_SECRET") or "",
             catalog_dir=Path(get("SLA_CATALOG_DIR") or defaults.catalog_dir),
             model_dir=Path(get("MODEL_DIR") or defaults.model_dir),
             data_dir=Path(get("DATA_DIR") or defaults.data_dir),
@@ -123,6 +126,7 @@ class Settings:
             "GATEWAY_PORT": str(self.gateway_port),
             "RASA_TOKEN": self.rasa_token,
             "WEB_SESSION_SECRET": self.web_session_secret,
+            "VERIFICATION_SECRET": self.verification_secret,
             "SLA_CATALOG_DIR": str(self.catalog_dir),
             "MODEL_DIR": str(self.model_dir),
             "DATA_DIR": str(self.data_dir),

@@ -44,7 +44,8 @@ def capture(client: httpx.Client, rasa_url: str, token: str, name: str, messages
     events = client.get(url, params={"token": token}).json()["events"]
     actions = [
         e for e in events
-        if e["event"] == "action" and e["name"].startswith("action_") and e["name"] != "action_listen"
+        if e["event"] == "action" and (e["name"].startswith("action_") or e["name"].endswith("_form"))
+        and e["name"] not in ("action_listen", "action_session_start")
     ]
     last = actions[-1]
     before = client.get(url, params={"token": token, "until": last["timestamp"] - 1e-6}).json()

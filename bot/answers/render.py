@@ -16,7 +16,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 from urllib.parse import unquote
 
 import jinja2
@@ -29,7 +29,10 @@ from bot.catalog.schema import WEEKDAYS, Channel, Document, Duration, Service, S
 from bot.opening import OpenState, hours_on, state_at
 from bot.text import THAI_WEEKDAYS, format_baht, format_number, format_thai_date, format_time
 from bot.timeref import parse_time_reference
-from bot.tracking import COMPLAINT_CODE
+
+if TYPE_CHECKING:
+    from bot.casework.request import ServiceRequest
+    from bot.sla.clock import Assessment
 
 TEMPLATES = Path(__file__).parent / "templates" / "th"
 
@@ -57,6 +60,15 @@ ASPECT_TOPICS: dict[str, tuple[FactTopic, ...]] = {
     "complaint": ("complaints",),
 }
 UNCONFIRMED = " (โปรดตรวจสอบกับหน่วยงาน)"
+STATUS_LABELS = {
+    "received": "รับคำขอแล้ว",
+    "in_progress": "อยู่ระหว่างดำเนินการ",
+    "waiting_for_citizen": "รอเอกสารหรือการดำเนินการจากผู้ยื่นคำขอ",
+    "approved": "อนุมัติแล้ว",
+    "rejected": "ไม่อนุมัติ",
+    "completed": "ดำเนินการเสร็จสิ้น",
+    "cancelled": "ยกเลิกแล้ว",
+}
 CHANNEL_LABELS = {
     "office": "สำนักงาน",
     "online": "ออนไลน์",
@@ -293,16 +305,45 @@ class AnswerRenderer:
             )
         )
 
-    def status_help(self, tracking_number: str | None) -> Reply:
-        code = tracking_number.split("-")[0] if tracking_number else ""
+    # The status lookup (bot/assistant.py decides which of these applies).
+
+    def status_ask_number(self, linked: Sequence[tuple[str, str]] = ()) -> Reply:
+        """Ask for a tracking number; offer the requests already linked to this chat."""
+        items = [{"number": number, "service_name": self.catalog.services[sid].short_name
+                  if sid in self.catalog.services else sid} for number, sid in linked]
+        buttons = [Button(item["number"], intent_payload("check_status", tracking_number=item["number"]))
+                   for item in items]
+        return Reply(self._render("status_ask_number", linked=items), buttons)
+
+    def status_ask_code(self, tracking_number: str) -> Reply:
+        return Reply(self._render("status_ask_code", number=tracking_number))
+
+    def status_denied(self, tracking_number: str) -> Reply:
+        """The same words for an unknown number and a wrong code, so numbers cannot be probed."""
+        return Reply(self._render("status_denied", number=tracking_number, hotline=self.catalog.central))
+
+    def status_locked(self) -> Reply:
+        return Reply(self._render("status_locked", hotline=self.catalog.central))
+
+    def status_complaint(self, tracking_number: str) -> Reply:
+        return Reply(self._render("status_complaint", number=tracking_number, hotline=self.catalog.central))
+
+    def request_status(self, request: ServiceRequest, assessment: Assessment) -> Reply:
+        """A request's state: step, unit, since when, due dates, on time or late, what the citizen must do."""
+        service = self.catalog.services[request.service_id]
+        step_due = next((s for s in reversed(assessment.steps) if s.step_index == request.step_index), None)
         return Reply(
             self._render(
-                "status",
-                tracking_number=tracking_number,
-                agency=self.catalog.agency(code) if code else None,
-                is_complaint=code == COMPLAINT_CODE,
-                hotline=self.catalog.central,
-            )
+                "status_request",
+                request=request,
+                assessment=assessment,
+                service=service,
+                step=service.steps[request.step_index],
+                step_due=step_due,
+                status_label=STATUS_LABELS[request.status],
+                agency=self.catalog.agencies.get(request.agency_code) or self.catalog.agency_of(service),
+            ),
+            [Button("ตรวจสอบคำขออื่น", intent_payload("check_status"))],
         )
 
     def _fee_summary(self, service: Service) -> str:

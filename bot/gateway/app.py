@@ -16,6 +16,10 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
+from bot.assistant import LiveAssistant
+from bot.casework.registry import Registry
+from bot.db import make_engine
+from bot.gateway.api import agency
 from bot.gateway.channels import web
 from bot.gateway.conversation import Conversation
 from bot.gateway.limits import RateLimiter
@@ -32,6 +36,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Built once, here: the database engine (migrations ran before the gateway started) and
+        # the live catalog the registry validates steps and judges SLAs against.
+        live = LiveAssistant(settings.catalog_dir)
+        engine = make_engine(settings.database)
+        app.state.registry = Registry(engine, settings.verification_secret, lambda: live.current().catalog)
         state = open_state(settings.redis_url)
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
         async with httpx.AsyncClient(timeout=RASA_TIMEOUT_SECONDS, limits=limits) as client:
@@ -43,18 +52,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 actions_url=settings.actions_url,
                 token=settings.rasa_token,
                 rate_limit=settings.rate_limit_identity,
+                verification_secret=settings.verification_secret,
             )
             try:
                 yield
             finally:
                 await state.close()
+                engine.dispose()
 
-    app = FastAPI(title="SLA bot gateway", lifespan=lifespan)
+    app = FastAPI(
+        title="SLA bot gateway",
+        description="Web chat, the agency API (`/api/agency/v1`, Bearer API key per agency) and health.",
+        lifespan=lifespan,
+    )
     app.mount("/static", StaticFiles(directory=web.STATIC), name="static")
     app.include_router(web.router(sessions, settings.rate_limit_address))
+    app.include_router(agency.router())
+    agency.install_error_handlers(app)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if request.url.path.startswith(agency.PREFIX):  # agencies' developers get the fields at fault
+            errors = [{"field": ".".join(str(p) for p in e["loc"][1:]), "message": e["msg"]} for e in exc.errors()]
+            return JSONResponse({"detail": "invalid request", "errors": errors}, status_code=422)
         return JSONResponse({"detail": INVALID}, status_code=422)
 
     @app.exception_handler(HTTPException)

@@ -11,7 +11,11 @@ secret token) and calls `Conversation.handle(identity, text)`. The pipeline then
 3. sends the text to the Rasa server's REST channel and reads the replies (`Reply`), starting
    a new Rasa session every SESSION_TURNS messages so a long conversation stays as cheap;
 4. remembers the buttons it offers, and pages buttons beyond the channel's limit with a
-   "more" button it answers itself.
+   "more" button it answers itself;
+5. keeps the 4 verification digits of a status lookup away from Rasa: when the bot asks for
+   them (a control message naming the tracking number), the citizen's next message, if it
+   holds four digits, is replaced by a keyed token (`verifier_token`) carried in a payload
+   the gateway writes itself. The digits are never stored, logged or seen by the NLU.
 
 When Rasa or the action server is down, the citizen gets a short apology, never silence.
 """
@@ -27,7 +31,9 @@ from typing import Callable
 
 import httpx
 
-from bot.answers.reply import Button, Reply
+from bot.answers.reply import Button, Reply, intent_payload
+from bot.casework.lookup import EXPECTS_CODE
+from bot.casework.verification import normalize_digits, verifier_token
 from bot.gateway.limits import RateLimiter
 from bot.gateway.state import SharedState
 
@@ -49,6 +55,16 @@ HEALTH_CACHE_SECONDS = 2.0
 # starts a new session every SESSION_TURNS messages; the actions carry the service slots over.
 SESSION_TURNS = 20
 SESSION_START = "/session_start"
+CODE_TTL_SECONDS = 15 * 60
+_DIGIT = re.compile(r"[0-9\u0e50-\u0e59]")
+
+
+def verification_code(text: str) -> str | None:
+    """The four digits of a short answer such as "1234", "๑๒๓๔" or "รหัส 12 34 ค่ะ"; else None."""
+    digits = _DIGIT.findall(text)
+    if len(digits) != 4 or len(text.strip()) > 30:
+        return None
+    return normalize_digits("".join(digits))
 
 
 class ConversationUnavailable(Exception):
@@ -79,6 +95,7 @@ class Conversation:
         actions_url: str = "",
         token: str = "",
         rate_limit: int = 20,
+        verification_secret: str = "",
     ) -> None:
         self._rasa_url = rasa_url.rstrip("/")
         self._actions_url = actions_url.rstrip("/")
@@ -87,6 +104,7 @@ class Conversation:
         self._token = token
         self._limiter = RateLimiter(state)
         self._rate_limit = rate_limit
+        self._verification_secret = verification_secret
         self._health: tuple[float, dict[str, str]] | None = None
 
     async def handle(self, identity: str, text: str, *, max_buttons: int | None = None) -> Turn:
@@ -108,6 +126,13 @@ class Conversation:
             page = Reply("", tuple(offer.more))
             return Turn([await self._present(identity, page, max_buttons, offer)])
         message = text if text in offer.payloads else as_plain_words(text)
+        pending = await self._state.get(f"verify:{identity}")
+        if pending:
+            await self._state.set(f"verify:{identity}", "", 1)
+            code = verification_code(text)
+            if code is not None:
+                token = verifier_token(self._verification_secret, pending, code)
+                message = intent_payload("check_status", verification_token=token)
         if not message:
             return Turn([Reply(EMPTY)], refused="empty")
         try:
@@ -122,6 +147,7 @@ class Conversation:
         return Turn([await self._present(identity, reply, max_buttons, offer) for reply in replies])
 
     async def _ask_rasa(self, identity: str, message: str) -> list[Reply]:
+        """Rasa's replies to `message`; control messages (`custom`) are acted on, not shown."""
         try:
             response = await self._client.post(
                 f"{self._rasa_url}/webhooks/rest/webhook",
@@ -132,7 +158,22 @@ class Conversation:
         except (httpx.HTTPError, ValueError) as exc:
             logger.warning("Rasa did not answer: %s", type(exc).__name__)
             raise ConversationUnavailable from exc
-        return [Reply.from_rasa(item) for item in payload if isinstance(item, dict)]
+        replies = []
+        for item in payload:
+            if not isinstance(item, dict):
+                continue
+            control = item.get("custom")
+            if isinstance(control, dict):
+                await self._control(identity, control)
+            else:
+                replies.append(Reply.from_rasa(item))
+        return replies
+
+    async def _control(self, identity: str, control: dict) -> None:
+        """A control message from the actions: expect the verification digits for a number."""
+        number = control.get("tracking_number")
+        if control.get("expects") == EXPECTS_CODE and isinstance(number, str):
+            await self._state.set(f"verify:{identity}", number, CODE_TTL_SECONDS)
 
     async def _offer(self, identity: str) -> "_Offer":
         raw = await self._state.get(f"offer:{identity}")

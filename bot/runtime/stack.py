@@ -17,6 +17,7 @@ which is printed with each line prefixed by the process name.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import signal
@@ -105,6 +106,7 @@ def private_settings(data_dir: Path) -> Settings:
         gateway_port=free_port(),
         rasa_token=secrets.token_hex(16),
         web_session_secret=secrets.token_hex(32),
+        verification_secret=secrets.token_hex(32),
         data_dir=data_dir,
         # Tests and benchmarks send everything from 127.0.0.1: keep the address limit out of the way,
         # and let one test conversation outlast a session rollover within a minute.
@@ -256,10 +258,22 @@ class Stack:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
+    def migrate(self) -> None:
+        """Create or upgrade the database tables the gateway and the action server share."""
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # before importing it: it logs at import
+        from bot.db import make_engine, migrate
+
+        engine = make_engine(self.settings.database)
+        try:
+            migrate(engine)
+        finally:
+            engine.dispose()
+
     def start(self) -> None:
-        """Start all three and wait until each is healthy; on failure stop them and raise."""
+        """Migrate the database, start all three and wait until each is healthy; on failure stop them."""
         if not self.model_path.exists():
             raise StackError(f"no trained model at {self.model_path}; run `make train` first")
+        self.migrate()
         write_endpoints(self.settings, self.endpoints_path)
         self._stopping.clear()
         self._processes = [_Process(spec) for spec in self.specs()]

@@ -63,7 +63,7 @@ def test_a_killed_action_server_is_restarted_while_rasa_and_the_gateway_keep_ser
 
 def test_no_command_line_holds_a_secret_and_rasa_still_requires_its_token(stack: Stack):
     s = stack.settings
-    secrets = [s.rasa_token.encode(), s.web_session_secret.encode()]
+    secrets = [s.rasa_token.encode(), s.web_session_secret.encode(), s.verification_secret.encode()]
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue

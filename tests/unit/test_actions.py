@@ -4,6 +4,7 @@ Each fixture is the tracker Rasa sent to an action in a real conversation (see
 tests/data/conversations.yml); the tests assert the exact events and the exact replies.
 """
 
+import asyncio
 import datetime as dt
 import inspect
 import json
@@ -14,8 +15,12 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 import actions.actions as actions
+import actions.status as status_actions
 from bot.answers.reply import Reply
 from bot.assistant import LiveAssistant
+from bot.casework.lookup import EXPECTS_CODE, StatusLookup
+from bot.casework.registry import Registry
+from bot.db import make_engine, migrate
 from bot.settings import PROJECT_ROOT, TIMEZONE
 
 FIXTURES = PROJECT_ROOT / "tests" / "data" / "trackers"
@@ -108,12 +113,47 @@ def test_the_button_chosen_after_an_ambiguous_question_answers_that_service(assi
     assert reply.text.startswith("💰 ค่าธรรมเนียม: " + assistant.catalog.services["vehicle_tax_renewal"].name)
 
 
-def test_status_reply_names_the_agency_of_a_number_typed_with_thai_digits(assistant):
-    tracker, events, [reply] = run("status_thai_digits")
+@pytest.fixture
+def registry(tmp_path, assistant):
+    engine = make_engine(f"sqlite:///{tmp_path / 'casework.db'}")
+    migrate(engine)
+    registry = Registry(engine, "secret", lambda: assistant.catalog)
+    status_actions.configure(StatusLookup(registry, lambda: assistant))
+    yield registry
+    engine.dispose()
+
+
+def run_status(fixture: str, action) -> tuple[Tracker, list, list[dict]]:
+    """Run one of the status form's actions on a tracker captured at the form."""
+    data = json.loads((FIXTURES / f"{fixture}.json").read_text(encoding="utf-8"))
+    assert data["action"] == "status_form"
+    t = data["tracker"]
+    tracker = Tracker(
+        t["sender_id"], t["slots"], t["latest_message"], t["events"], t["paused"],
+        t["followup_action"], t["active_loop"], t["latest_action_name"],
+    )
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(action.run(dispatcher, tracker, {}))
+    return tracker, events, dispatcher.messages
+
+
+def test_a_number_typed_with_thai_digits_is_asked_for_its_verification_code(registry, assistant):
+    tracker, events, messages = run_status("status_thai_digits", status_actions.ActionAskVerificationToken())
     assert intent(tracker) == "check_status" and tracker.get_slot("tracking_number") == "DLT-2569-000123"
     assert events == []
-    assert reply == assistant.answers.status_help("DLT-2569-000123")
-    assert "เลขที่ DLT-2569-000123\nเป็นคำขอของกรมการขนส่งทางบก" in reply.text
+    text, control = messages
+    assert Reply.from_rasa(text) == assistant.answers.status_ask_code("DLT-2569-000123")
+    assert control["custom"] == {"expects": EXPECTS_CODE, "tracking_number": "DLT-2569-000123"}
+
+
+def test_without_a_number_the_lookup_asks_for_one_and_offers_linked_requests(registry, assistant):
+    tracker, _, [message] = run_status("status_without_a_number", status_actions.ActionAskTrackingNumber())
+    assert tracker.get_slot("tracking_number") is None
+    assert Reply.from_rasa(message) == assistant.answers.status_ask_number([])
+    number = registry.create_request("DLT", "vehicle_tax_renewal", "ขนส่ง", "1234", actor="cli").tracking_number
+    assert registry.verify(number, registry.verifier_token(number, "1234"), tracker.sender_id) == "ok"
+    _, _, [message] = run_status("status_without_a_number", status_actions.ActionAskTrackingNumber())
+    assert [b["payload"] for b in message["buttons"]] == [f'/check_status{{"tracking_number": "{number}"}}']
 
 
 def test_human_and_complaint_replies_follow_the_remembered_service(assistant):

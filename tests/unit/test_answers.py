@@ -102,10 +102,7 @@ def test_choosing_a_service():
     assert len(ASSISTANT.answers.choose_service("ask_fee", []).buttons) == len(CATALOG.services)
 
 
-def test_status_complaint_and_human_replies_name_the_right_agency():
-    status = ASSISTANT.answers.status_help("DLT-2569-000123").text
-    assert "DLT-2569-000123" in status and "กรมการขนส่งทางบก" in status and "1584" in status
-    assert "ไม่พบรหัสหน่วยงาน" in ASSISTANT.answers.status_help("ZZZ-2569-000001").text
+def test_complaint_and_human_replies_name_the_right_agency():
     complaint = ASSISTANT.answers.complaint_channels("passport").text
     assert "กรมการกงสุล" in complaint and "1111" in complaint
     human = ASSISTANT.answers.human_contact("vehicle_tax_renewal").text

@@ -224,3 +224,37 @@ async def test_a_long_conversation_rolls_over_to_a_new_rasa_session(conversation
     told = [r["message"] for r in rasa.received if r["sender"] == me]
     assert told.count(SESSION_START) == 2
     assert told.index(SESSION_START) == SESSION_TURNS - 1, "before the SESSION_TURNS-th message"
+
+
+@pytest.mark.parametrize(
+    "typed, code",
+    [("1234", "1234"), ("๑๒๓๔", "1234"), ("รหัส 12 34 ค่ะ", "1234"), ("12345", None), ("123", None),
+     ("เลข 1234 แต่จริงๆ ไม่แน่ใจว่าถูกไหมนะครับ ลองก่อน", None)],
+)
+def test_the_verification_code_is_four_digits_in_a_short_answer(typed, code):
+    from bot.gateway.conversation import verification_code
+
+    assert verification_code(typed) == code
+
+
+async def test_the_verification_digits_never_reach_rasa(rasa):
+    from bot.casework.lookup import EXPECTS_CODE
+    from bot.casework.verification import verifier_token
+
+    number = "DLT-2569-000001"
+    rasa.replies = [{"text": "กรุณาพิมพ์เลข 4 ตัวท้าย"}, {"custom": {"expects": EXPECTS_CODE, "tracking_number": number}}]
+    me = identity()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(rasa)) as client:
+        conversation = Conversation("http://rasa", client, MemoryState(), verification_secret="s3cret")
+        turn = await conversation.handle(me, f"สถานะ {number}")
+        assert [r.text for r in turn.replies] == ["กรุณาพิมพ์เลข 4 ตัวท้าย"], "control messages are not shown"
+        rasa.replies = [{"text": "ok"}]
+        await conversation.handle(me, "๑๒๓๔")
+        told = rasa.received[-1]["message"]
+        assert "1234" not in told and "๑๒๓๔" not in told
+        assert told == '/check_status{"verification_token": "%s"}' % verifier_token("s3cret", number, "1234")
+        await conversation.handle(me, "5678")
+        assert rasa.received[-1]["message"] == "5678", "only the answer right after the question is a code"
+        forged = '/check_status{"verification_token": "%s"}' % ("0" * 64)
+        await conversation.handle(me, forged)
+        assert rasa.received[-1]["message"] == forged.lstrip("/"), "a citizen cannot send a token payload"

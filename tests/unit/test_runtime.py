@@ -39,12 +39,14 @@ from bot.settings import Settings
 
 TOKEN = "rasa-token-0123456789abcdef"
 SESSION_SECRET = "web-session-secret-0123456789"
+VERIFICATION_SECRET = "verification-secret-0123456789"
 
 
 def _settings(tmp_path: Path, **changes: object) -> Settings:
     values: dict = dict(
         rasa_port=6005, actions_port=6055, gateway_port=9000,
-        rasa_token=TOKEN, web_session_secret=SESSION_SECRET, data_dir=tmp_path / "data",
+        rasa_token=TOKEN, web_session_secret=SESSION_SECRET, verification_secret=VERIFICATION_SECRET,
+        data_dir=tmp_path / "data",
     )
     values.update(changes)
     return Settings(**values)
@@ -132,6 +134,7 @@ def _bound_host(monkeypatch: pytest.MonkeyPatch, command, settings: Settings) ->
 
     monkeypatch.setattr(bot.assistant, "LiveAssistant", lambda directory: None)
     monkeypatch.setattr(actions.actions, "configure", lambda assistant: None)
+    monkeypatch.setattr(cli, "_registry", lambda settings, live: None)
     monkeypatch.setattr(rasa_sdk.endpoint, "create_app", lambda *args, **kw: App())
     monkeypatch.setattr(bot.gateway.app, "create_app", lambda settings: None)
     monkeypatch.setattr(uvicorn, "run", lambda app, host, port, **kw: bound.append(host))
@@ -179,7 +182,7 @@ def test_postgres_and_redis_settings_move_trackers_and_locks_there(tmp_path):
     }
 
 
-@pytest.mark.parametrize("missing", ["rasa_token", "web_session_secret"])
+@pytest.mark.parametrize("missing", ["rasa_token", "web_session_secret", "verification_secret"])
 def test_the_stack_refuses_to_start_without_its_secrets(tmp_path, missing):
     with pytest.raises(StackError, match=missing.upper()):
         Stack(_settings(tmp_path, **{missing: ""}))

@@ -33,6 +33,7 @@ def test_unset_secrets_are_generated_once_into_a_private_env_file(tmp_path, caps
     assert settings.rasa_token != settings.web_session_secret
     assert env_file.read_text() == (
         f"RASA_TOKEN={settings.rasa_token}\nWEB_SESSION_SECRET={settings.web_session_secret}\n"
+        f"VERIFICATION_SECRET={settings.verification_secret}\n"
     )
     assert stat.S_IMODE(os.stat(env_file).st_mode) == 0o600
     assert read_env_file(env_file) == {name: settings.to_env()[name] for name in GENERATED_SECRETS}
@@ -50,6 +51,7 @@ def test_only_the_missing_secret_is_added_and_the_env_file_made_private(tmp_path
     assert settings.rasa_token == "kept" and settings.web_session_secret
     assert read_env_file(env_file) == {
         "RASA_TOKEN": "kept", "GATEWAY_PORT": "9000", "WEB_SESSION_SECRET": settings.web_session_secret,
+        "VERIFICATION_SECRET": settings.verification_secret,
     }
     assert stat.S_IMODE(os.stat(env_file).st_mode) == 0o600
 
@@ -69,7 +71,7 @@ def test_settings_from_the_environment_and_bad_ports():
 def test_stack_passes_ports_and_keeps_the_rest_api_on(tmp_path):
     settings = Settings(
         rasa_port=6005, actions_port=6055, gateway_port=9000,
-        rasa_token="secret", web_session_secret="also-secret", data_dir=tmp_path,
+        rasa_token="secret", web_session_secret="also-secret", verification_secret="third", data_dir=tmp_path,
     )
     rasa, actions, gateway = Stack(settings).specs()
     assert rasa.name == "rasa" and "--enable-api" in rasa.command

@@ -1,0 +1,1 @@
+"""HTTP APIs for agencies' systems (and, later, Open311 clients)."""
