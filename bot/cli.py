@@ -190,7 +190,7 @@ def _with_generated_secrets(settings: Settings, env_file: Path = PROJECT_ROOT / 
     if not generated:
         return settings
     _append_private(env_file, "".join(f"{name}={value}\n" for name, value in generated.items()))
-    print(f"Generated {' and '.join(generated)} into {env_file}", flush=True)
+    print(f"Generated {', '.join(generated)} into {env_file}", flush=True)
     # Each secret's Settings field is its lower-cased name: RASA_TOKEN -> rasa_token.
     return dataclasses.replace(settings, **{name.lower(): value for name, value in generated.items()})
 
