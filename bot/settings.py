@@ -50,6 +50,13 @@ class Settings:
     data_dir: Path = PROJECT_ROOT / "var"
     database_url: str = ""
     redis_url: str = ""
+    # Channels: on when their credentials are set (contract names), off otherwise.
+    line_channel_secret: str = ""
+    line_channel_access_token: str = ""
+    line_api_base_url: str = ""
+    telegram_bot_token: str = ""
+    telegram_webhook_secret: str = ""
+    telegram_api_base_url: str = ""
     # Messages a minute the gateway accepts from one chat identity, and from one IP address.
     rate_limit_identity: int = 20
     rate_limit_address: int = 120
@@ -65,6 +72,29 @@ class Settings:
     @property
     def gateway_url(self) -> str:
         return f"http://{_connectable(self.gateway_host)}:{self.gateway_port}"
+
+    @property
+    def line_enabled(self) -> bool:
+        return bool(self.line_channel_secret and self.line_channel_access_token)
+
+    @property
+    def telegram_enabled(self) -> bool:
+        return bool(self.telegram_bot_token)
+
+    @property
+    def telegram_mode(self) -> str:
+        """"webhook" with a webhook secret (Telegram calls us), else "polling" (we ask Telegram)."""
+        return "webhook" if self.telegram_webhook_secret else "polling"
+
+    def channel_problems(self) -> list[str]:
+        """Half-configured channels, each as the missing variable and why: start-up stops on any."""
+        problems = []
+        if bool(self.line_channel_secret) != bool(self.line_channel_access_token):
+            missing = "LINE_CHANNEL_ACCESS_TOKEN" if self.line_channel_secret else "LINE_CHANNEL_SECRET"
+            problems.append(f"{missing} is not set: LINE needs both LINE_CHANNEL_SECRET and LINE_CHANNEL_ACCESS_TOKEN")
+        if self.telegram_webhook_secret and not self.telegram_bot_token:
+            problems.append("TELEGRAM_BOT_TOKEN is not set: TELEGRAM_WEBHOOK_SECRET alone cannot enable Telegram")
+        return problems
 
     @property
     def database(self) -> str:
@@ -107,6 +137,12 @@ class Settings:
             data_dir=Path(get("DATA_DIR") or defaults.data_dir),
             database_url=get("DATABASE_URL") or "",
             redis_url=get("REDIS_URL") or "",
+            line_channel_secret=get("LINE_CHANNEL_SECRET") or "",
+            line_channel_access_token=get("LINE_CHANNEL_ACCESS_TOKEN") or "",
+            line_api_base_url=get("LINE_API_BASE_URL") or "",
+            telegram_bot_token=get("TELEGRAM_BOT_TOKEN") or "",
+            telegram_webhook_secret=get("TELEGRAM_WEBHOOK_SECRET") or "",
+            telegram_api_base_url=get("TELEGRAM_API_BASE_URL") or "",
             rate_limit_identity=number("RATE_LIMIT_PER_IDENTITY", defaults.rate_limit_identity),
             rate_limit_address=number("RATE_LIMIT_PER_ADDRESS", defaults.rate_limit_address),
         )
@@ -132,6 +168,12 @@ class Settings:
             "DATA_DIR": str(self.data_dir),
             "DATABASE_URL": self.database_url,
             "REDIS_URL": self.redis_url,
+            "LINE_CHANNEL_SECRET": self.line_channel_secret,
+            "LINE_CHANNEL_ACCESS_TOKEN": self.line_channel_access_token,
+            "LINE_API_BASE_URL": self.line_api_base_url,
+            "TELEGRAM_BOT_TOKEN": self.telegram_bot_token,
+            "TELEGRAM_WEBHOOK_SECRET": self.telegram_webhook_secret,
+            "TELEGRAM_API_BASE_URL": self.telegram_api_base_url,
             "RATE_LIMIT_PER_IDENTITY": str(self.rate_limit_identity),
             "RATE_LIMIT_PER_ADDRESS": str(self.rate_limit_address),
         }

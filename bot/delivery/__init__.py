@@ -1,0 +1,1 @@
+"""Durable delivery between the platforms and the conversation: inbox, dispatcher, outbox, notices."""
