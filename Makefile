@@ -23,7 +23,7 @@ export RASA_TELEMETRY_ENABLED := false
 export TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: setup run train test lint browser test-unit test-nlu test-integration validate bench-nlu bench-chat bench-status \
+.PHONY: setup run train test lint browser test-unit test-nlu test-integration validate bench-nlu bench-chat bench-status bench-channels \
   catalog-check catalog-report clean fixtures print-%
 
 setup: $(RASA_VENV)/.installed $(APP_VENV)/.installed  ## create/update both environments
@@ -86,6 +86,9 @@ clean:
 
 bench-status: setup train  ## registry queries at 100,000 requests (SQLite, PostgreSQL) and status lookups via web chat
 	$(APP_VENV)/bin/python scripts/bench_status.py
+
+bench-channels: setup train  ## signed LINE webhooks vs Rasa's REST channel at fixed concurrency, reports/channels/
+	$(APP_VENV)/bin/python scripts/bench_channels.py
 
 bench-chat: setup train  ## web-chat reply latency through the real stack, raw numbers in reports/chat/
 	$(APP_VENV)/bin/python scripts/bench_chat.py

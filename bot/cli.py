@@ -11,6 +11,10 @@
   sla-bot agency-key revoke KEY_ID            revoke a key at once
   sla-bot agency-key list [CODE]              key ids, agencies, names, created/revoked
   sla-bot demo load             file the demo requests (make run does it on embedded defaults)
+  sla-bot telegram set-webhook URL   register the gateway's public HTTPS URL with Telegram
+                                (TELEGRAM_WEBHOOK_SECRET as secret token) and the bot's commands
+  sla-bot line rich-menu        create the LINE rich menu from bot/gateway/channels/line_rich_menu.json,
+                                upload its image and make it every user's default
 """
 
 from __future__ import annotations
@@ -123,6 +127,9 @@ def _db_upgrade(settings: Settings) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)  # before importing it: it logs at import
     from sqlalchemy.engine import make_url
 
+    from bot.casework.registry import recompute_due_dates
+    from bot.casework.timing import SlaView
+    from bot.catalog import CatalogError, load_catalog
     from bot.db import current_revision, make_engine, migrate
 
     engine = make_engine(settings.database)
@@ -130,6 +137,17 @@ def _db_upgrade(settings: Settings) -> int:
         migrate(engine)
         shown = make_url(settings.database).render_as_string(hide_password=True)
         print(f"Database {shown} is at revision {current_revision(engine)}")
+        # Due dates missing (rows from before 0002_due_dates) or computed under another catalog's
+        # SLA durations, hours or calendar: computed now, else the registry judges them as it meets them.
+        try:
+            catalog = load_catalog(settings.catalog_dir)
+        except CatalogError as exc:
+            print(f"Due dates not recomputed, the catalog has problems (the registry will as it meets them):\n{exc}",
+                  file=sys.stderr)
+            return 0
+        count = recompute_due_dates(engine, SlaView(lambda: catalog))
+        if count:
+            print(f"Recomputed {count} requests' SLA due dates")
     finally:
         engine.dispose()
     return 0
@@ -174,6 +192,58 @@ def _agency_key(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _line_rich_menu(settings: Settings, args: argparse.Namespace) -> int:
+    """Install the committed rich menu on the LINE Official Account of LINE_CHANNEL_ACCESS_TOKEN."""
+    import asyncio
+
+    from linebot.v3.messaging import ApiException
+
+    from bot.gateway.channels import line_rich_menu
+
+    if not settings.line_enabled:
+        missing = settings.channel_problems() or [
+            "LINE_CHANNEL_SECRET and LINE_CHANNEL_ACCESS_TOKEN are not set (LINE Developers console, Messaging API tab)"
+        ]
+        print(f"error: {missing[0]}", file=sys.stderr)
+        return 1
+    try:
+        installed = asyncio.run(
+            line_rich_menu.install_rich_menu(
+                settings.line_channel_access_token,
+                settings.line_api_base_url,
+                definition_path=args.definition,
+                image_path=args.image,
+                keep_old=args.keep_old,
+            )
+        )
+    except line_rich_menu.RichMenuError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except ApiException as exc:
+        print(f"error: LINE answered {exc.status}: {exc.body or exc.reason}", file=sys.stderr)
+        if exc.status == 401:
+            print("Check LINE_CHANNEL_ACCESS_TOKEN (a long-lived channel access token).", file=sys.stderr)
+        return 1
+    print(f"Rich menu {installed.rich_menu_id} is now every user's default")
+    if installed.removed:
+        print(f"Removed the menus it replaces: {', '.join(installed.removed)}")
+    return 0
+
+
+def _telegram(settings: Settings, args: argparse.Namespace) -> int:
+    """Register the webhook (with the secret token and update types) and the command list."""
+    import asyncio
+
+    from bot.gateway.channels.telegram import TelegramSetupError, setup_webhook
+
+    try:
+        print(asyncio.run(setup_webhook(settings, args.url, drop_pending_updates=args.drop_pending_updates)))
+    except TelegramSetupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _interrupt(signum: int, frame: object) -> None:
     """Treat SIGTERM like Ctrl-C, so the three processes are always stopped."""
     raise KeyboardInterrupt
@@ -210,6 +280,11 @@ def _run(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
+    problems = settings.channel_problems()
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 1
     stack = Stack(_with_generated_secrets(settings))
     s = stack.settings
     try:
@@ -277,6 +352,26 @@ def main(argv: list[str] | None = None) -> int:
     key_commands.add_parser("list", help="list keys (never the keys themselves)").add_argument(
         "agency", nargs="?", help="only this agency's keys"
     )
+    from bot.gateway.channels.line_rich_menu import DEFINITION, IMAGE
+
+    line = commands.add_parser("line", help="the LINE Official Account")
+    rich_menu = line.add_subparsers(dest="line_command", required=True).add_parser(
+        "rich-menu", help="create the rich menu (help, status, complaint, hotline) and make it the default"
+    )
+    rich_menu.add_argument("--definition", type=Path, default=DEFINITION, help="LINE rich menu object (JSON)")
+    rich_menu.add_argument("--image", type=Path, default=IMAGE, help="its image, PNG or JPEG, at most 1 MB")
+    rich_menu.add_argument("--keep-old", action="store_true", help="keep the menus this command made before")
+    telegram = commands.add_parser("telegram", help="the Telegram bot")
+    set_webhook = telegram.add_subparsers(dest="telegram_command", required=True).add_parser(
+        "set-webhook",
+        help="register the webhook URL (with TELEGRAM_WEBHOOK_SECRET) and the command list with Telegram",
+    )
+    set_webhook.add_argument(
+        "url", help="the gateway's public HTTPS URL, e.g. https://bot.example.go.th (/webhooks/telegram is added)"
+    )
+    set_webhook.add_argument(
+        "--drop-pending-updates", action="store_true", help="discard the updates Telegram holds for the bot"
+    )
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -295,6 +390,10 @@ def main(argv: list[str] | None = None) -> int:
         return _db_upgrade(settings)
     if args.command == "agency-key":
         return _agency_key(settings, args)
+    if args.command == "line":
+        return _line_rich_menu(settings, args)
+    if args.command == "telegram":
+        return _telegram(settings, args)
     if args.command == "demo":
         _with_generated_secrets(settings)
         return _demo(Settings.from_env(), only_if_empty=False)

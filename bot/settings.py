@@ -9,14 +9,17 @@ default to 127.0.0.1 and are set separately on purpose.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 from zoneinfo import ZoneInfo
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_TELEGRAM_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 TIMEZONE = ZoneInfo("Asia/Bangkok")
 # Secrets `make run` generates into `.env` when they are unset.
+CHANNEL_SECRETS = ("LINE_CHANNEL_SECRET", "LINE_CHANNEL_ACCESS_TOKEN", "TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET")
 GENERATED_SECRETS = ("RASA_TOKEN", "WEB_SESSION_SECRET", "VERIFICATION_SECRET")
 
 
@@ -92,6 +95,10 @@ class Settings:
         if bool(self.line_channel_secret) != bool(self.line_channel_access_token):
             missing = "LINE_CHANNEL_ACCESS_TOKEN" if self.line_channel_secret else "LINE_CHANNEL_SECRET"
             problems.append(f"{missing} is not set: LINE needs both LINE_CHANNEL_SECRET and LINE_CHANNEL_ACCESS_TOKEN")
+        if self.telegram_webhook_secret and not _TELEGRAM_SECRET.match(self.telegram_webhook_secret):
+            problems.append(
+                "TELEGRAM_WEBHOOK_SECRET must be 1 to 256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)"
+            )
         if self.telegram_webhook_secret and not self.telegram_bot_token:
             problems.append("TELEGRAM_BOT_TOKEN is not set: TELEGRAM_WEBHOOK_SECRET alone cannot enable Telegram")
         return problems

@@ -346,6 +346,37 @@ class AnswerRenderer:
             [Button("ตรวจสอบคำขออื่น", intent_payload("check_status"))],
         )
 
+    # Pushed without being asked (bot.delivery.notices): no buttons, as the chat did not offer them.
+
+    def delay_notice(self, request: ServiceRequest, assessment: Assessment) -> Reply:
+        """The 7-day notice of a late request (Licensing Facilitation Act): how late, and whom to ask."""
+        service = self.catalog.services[request.service_id]
+        return Reply(
+            self._render(
+                "delay_notice",
+                request=request,
+                assessment=assessment,
+                service=service,
+                step=service.steps[request.step_index],
+                status_label=STATUS_LABELS[request.status],
+                agency=self.catalog.agencies.get(request.agency_code) or self.catalog.agency_of(service),
+            )
+        )
+
+    def status_changed(self, request: ServiceRequest) -> Reply:
+        """A short "your request moved on": the new status, step and officer's note, and the number."""
+        service = self.catalog.service(request.service_id)
+        step = service.steps[request.step_index] if service and request.step_index < len(service.steps) else None
+        return Reply(
+            self._render(
+                "status_changed",
+                request=request,
+                service=service,
+                step=step,
+                status_label=STATUS_LABELS.get(request.status, request.status),
+            )
+        )
+
     def _fee_summary(self, service: Service) -> str:
         amounts = [f.amount_baht for f in service.fees if f.amount_baht is not None]
         flag = UNCONFIRMED if any(f.unverified for f in service.fees) else ""

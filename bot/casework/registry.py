@@ -7,6 +7,13 @@ checked against the catalog (service, agency, step index), refused on closed req
 written to the audit trail in the same transaction. Time comes from the injected `clock`, so
 tests can move it; changes may be dated in the past (`at`, for imports and demo data) but never
 before the request's last recorded change nor in the future.
+
+Each change also stores the request's SLA deadline (`due_at`, with the basis it was computed
+under; bot.casework.timing explains what is stored and why it is exact), so the late filters
+of `list_for_agency` and `due_delay_notices` run in SQL. Rows without a current deadline (filed
+before revision 0002_due_dates, or computed under a catalog whose durations, office hours or
+special days have since changed) are judged in Python when a filter meets them, and the
+deadline computed is stored; `recompute_due_dates` (run by `sla-bot db upgrade`) does them all.
 """
 
 from __future__ import annotations
@@ -15,7 +22,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from sqlalchemy import Engine, select
+from sqlalchemy import ColumnElement, Engine, Select, String, and_, bindparam, cast, or_, select, union_all, update
+from sqlalchemy.orm import Session
 
 from bot.casework import audit, verification
 from bot.casework.api_keys import ApiKeys
@@ -38,14 +46,22 @@ from bot.casework.request import (
     ServiceRequest,
     bangkok_now,
 )
-from bot.casework.rows import difference, find_row, snapshot, to_domain
-from bot.casework.timing import SlaView
+from bot.casework.rows import (
+    difference,
+    find_row,
+    late_clause,
+    not_late_clause,
+    snapshot,
+    stale_clause,
+    to_domain,
+)
+from bot.casework.timing import DueRecord, SlaView, late_by_record
 from bot.catalog.loader import Catalog
 from bot.catalog.schema import Service
 from bot.db import transaction, writer
-from bot.db.models import IdentityLinkRow, ServiceRequestRow, StatusChangeRow, StepRow
+from bot.db.models import IdentityLinkRow, ServiceRequestRow, StatusChangeRow, StepRow, UtcDateTime
 from bot.settings import TIMEZONE
-from bot.sla.clock import Assessment
+from bot.sla.clock import NOTICE_INTERVAL, Assessment
 from bot.tracking import normalize_tracking_number
 
 MAX_NOTE = 2000
@@ -54,6 +70,16 @@ MAX_IDENTITY = 200
 MAX_PAGE = 500
 # How far ahead of the registry's clock a given time may be (the callers' clocks drift a little).
 CLOCK_SKEW = dt.timedelta(minutes=5)
+# Most rows read at a time when stale due dates are judged in Python, and when recomputing them.
+JUDGE_BATCH = 500
+RECOMPUTE_BATCH = 500
+# After recomputing this many, PostgreSQL's planner statistics (which may say "no due dates") are refreshed.
+ANALYZE_AFTER = 1000
+# A row's updated_at as the database stores it (text on SQLite): a due date computed from a row
+# read is stored only if this has not changed since (see store_due).
+STORED_UPDATED_AT = cast(ServiceRequestRow.updated_at, String).label("stored_updated_at")
+# (row id, its STORED_UPDATED_AT when read, the due record computed from it)
+Computed = tuple[int, str, DueRecord]
 
 
 @dataclass(frozen=True)
@@ -123,6 +149,7 @@ class Registry:
             row.status_changes.append(StatusChangeRow(from_status=None, to_status=INITIAL, at=filed))
             session.add(row)
             request = to_domain(row)
+            _set_due(row, self.sla.due_record(request))
             audit.record(
                 session, at=now, actor=actor, action="create", subject=number, agency_code=code,
                 after=snapshot(request),
@@ -150,31 +177,72 @@ class Registry:
         offset: int = 0,
         now: Optional[dt.datetime] = None,
     ) -> list[ServiceRequest]:
-        """An agency's requests, newest filing first.
+        """A page of an agency's requests, newest filing first.
 
-        `late=True` keeps those the SLA clock judges late or completed late; `late=False` the
-        rest. Lateness is computed, not stored, so that filter reads all of the agency's
-        requests matching `status`.
+        `late=True` keeps those the SLA clock judges late or completed late (`SlaView.is_late`
+        at `now`); `late=False` the rest. The filter, the order and the page are SQL on the
+        stored due dates; rows whose due date is stale are judged in Python on the way (and
+        their due dates stored), which only happens until they are all recomputed.
         """
         if status is not None and status not in STATUSES:
             raise UnknownStatus(f"unknown status {status!r}; one of {', '.join(STATUSES)}", field="status")
         if not 1 <= limit <= MAX_PAGE or offset < 0:
             raise InvalidInput(f"limit must be 1 to {MAX_PAGE} and offset 0 or more", field="limit")
-        query = (
-            select(ServiceRequestRow)
-            .where(ServiceRequestRow.agency_code == agency_code.upper())
-            .order_by(ServiceRequestRow.submitted_at.desc(), ServiceRequestRow.id.desc())
-        )
+        conditions = [ServiceRequestRow.agency_code == agency_code.upper()]
         if status is not None:
-            query = query.where(ServiceRequestRow.status == status)
+            conditions.append(ServiceRequestRow.status == status)
         if late is None:
-            query = query.limit(limit).offset(offset)
-        with transaction(self._engine) as session:
-            requests = [to_domain(row) for row in session.scalars(query)]
-        if late is None:
-            return requests
+            with transaction(self._engine) as session:
+                query = _newest_first(select(ServiceRequestRow).where(*conditions)).limit(limit).offset(offset)
+                return [to_domain(row) for row in session.scalars(query)]
         moment = now or self.now()
-        return [r for r in requests if self.sla.is_late(r, moment) == late][offset:offset + limit]
+        judged = late_clause(moment) if late else not_late_clause(moment)
+        basis = self.sla.basis()
+        with transaction(self._engine) as session:
+            if not _any_stale(session, conditions, basis):
+                query = _newest_first(select(ServiceRequestRow).where(*conditions, judged)).limit(limit).offset(offset)
+                return [to_domain(row) for row in session.scalars(query)]
+            found, computed = self._judge_stale(session, conditions, judged, basis, late, moment, offset + limit)
+        self._store_due(computed)
+        return found[offset:]
+
+    def _judge_stale(
+        self,
+        session: Session,
+        conditions: list[ColumnElement[bool]],
+        judged: ColumnElement[bool],
+        basis: str,
+        late: bool,
+        moment: dt.datetime,
+        wanted: int,
+    ) -> tuple[list[ServiceRequest], list[Computed]]:
+        """The first `wanted` requests the late filter keeps, newest first, when some due dates are
+        stale: SQL keeps the rows it can judge and every stale one, the clock judges the stale
+        ones. Also returns what it computed for them, to be stored."""
+        found: list[ServiceRequest] = []
+        computed: list[Computed] = []
+        batch = wanted  # enough when the rows met were judged before; more each time it is not
+        query = _newest_first(
+            select(ServiceRequestRow, STORED_UPDATED_AT).where(*conditions, or_(judged, stale_clause(basis)))
+        )
+        after: Optional[ServiceRequestRow] = None
+        while True:
+            page = query if after is None else query.where(_filed_before(after))
+            rows = session.execute(page.limit(batch)).all()
+            for row, stored_updated_at in rows:
+                request = to_domain(row)
+                if row.due_basis != basis:
+                    record = self.sla.due_record(request)
+                    computed.append((row.id, stored_updated_at, record))
+                    if late_by_record(record.due_at, request.closed_at, moment) != late:
+                        continue
+                found.append(request)
+                if len(found) == wanted:
+                    return found, computed
+            if len(rows) < batch:
+                return found, computed
+            after = rows[-1][0]
+            batch = min(batch * 2, JUDGE_BATCH)
 
     # -- changes --------------------------------------------------------------------------
 
@@ -289,6 +357,7 @@ class Registry:
                 return before
             row.updated_at = now
             after = to_domain(row)
+            _set_due(row, self.sla.due_record(after))
             change_values = difference(snapshot(before), snapshot(after))
             if at is not None:  # dated in the past: the trail shows both when it happened and when it was recorded
                 change_values["after"]["effective_at"] = when
@@ -362,19 +431,47 @@ class Registry:
     def due_delay_notices(
         self, now: Optional[dt.datetime] = None, agency_code: Optional[str] = None
     ) -> list[DueNotice]:
-        """Open, late requests whose applicant is due a delay notice now."""
+        """Open, late requests whose applicant is due a delay notice now, in filing order (id).
+
+        SQL keeps the candidates by their stored due dates (open, past due, and no notice since
+        the deadline or none for 7 days) and any with a stale due date; the clock judges those.
+        """
         moment = now or self.now()
-        query = select(ServiceRequestRow).where(ServiceRequestRow.closed_at.is_(None)).order_by(ServiceRequestRow.id)
+        basis = self.sla.basis()
+        row_ = ServiceRequestRow
+        notice = row_.last_delay_notice_at
+        candidate = and_(
+            row_.due_at < moment,
+            or_(notice.is_(None), notice < row_.due_at, notice <= moment - NOTICE_INTERVAL),
+        )
+        query = (
+            select(row_, STORED_UPDATED_AT)
+            .where(row_.closed_at.is_(None), or_(candidate, stale_clause(basis)))
+            .order_by(row_.id)
+        )
         if agency_code is not None:
-            query = query.where(ServiceRequestRow.agency_code == agency_code.upper())
+            query = query.where(row_.agency_code == agency_code.upper())
         with transaction(self._engine) as session:
-            requests = [to_domain(row) for row in session.scalars(query)]
-        due = []
-        for request in requests:
+            found = [(to_domain(row), row.id, stored, row.due_basis) for row, stored in session.execute(query)]
+        due: list[DueNotice] = []
+        computed: list[Computed] = []
+        for request, row_id, stored_updated_at, stored_basis in found:
+            if stored_basis != basis:
+                computed.append((row_id, stored_updated_at, self.sla.due_record(request)))
             assessment = self.sla.assess_or_none(request, moment)
             if assessment is not None and self.sla.notice_due(assessment, request.last_delay_notice_at, moment):
                 due.append(DueNotice(request, assessment))
+        self._store_due(computed)
         return due
+
+    # -- stored due dates -------------------------------------------------------------------
+
+    def recompute_due_dates(self, agency_code: Optional[str] = None) -> int:
+        """Compute and store every due date that is missing or stale; how many were computed."""
+        return recompute_due_dates(self._engine, self.sla, agency_code)
+
+    def _store_due(self, computed: list[Computed]) -> None:
+        store_due(self._writer, computed)
 
     def record_delay_notice(
         self, number: str, at: Optional[dt.datetime] = None, *, actor: str = audit.SYSTEM
@@ -446,3 +543,82 @@ def _identity(identity: str) -> str:
     if not isinstance(identity, str) or not identity.strip() or len(identity) > MAX_IDENTITY:
         raise InvalidInput("a chat identity is needed (web:…, line:…, telegram:…)", field="identity")
     return identity
+
+
+def recompute_due_dates(engine: Engine, sla: SlaView, agency_code: Optional[str] = None) -> int:
+    """Compute and store the due dates that are missing (rows filed before 0002_due_dates) or were
+    computed under another SLA basis (a catalog change), in batches of short transactions; the
+    number computed. `sla-bot db upgrade` runs it; it needs the catalog, not the registry's secret.
+    After a large backfill PostgreSQL re-analyzes the table, so that the planner does not go on
+    believing the due dates are all NULL (and pick the due-date index for "due_at IS NOT NULL")."""
+    basis = sla.basis()
+    query = select(ServiceRequestRow, STORED_UPDATED_AT).where(stale_clause(basis)).order_by(ServiceRequestRow.id)
+    if agency_code is not None:
+        query = query.where(ServiceRequestRow.agency_code == agency_code.upper())
+    total, last_id = 0, 0
+    while True:
+        with transaction(engine) as session:
+            rows = session.execute(query.where(ServiceRequestRow.id > last_id).limit(RECOMPUTE_BATCH)).all()
+            computed = [(row.id, stored, sla.due_record(to_domain(row))) for row, stored in rows]
+        store_due(writer(engine), computed)
+        total += len(computed)
+        if len(rows) < RECOMPUTE_BATCH:
+            break
+        last_id = rows[-1][0].id
+    if total >= ANALYZE_AFTER and engine.dialect.name == "postgresql":
+        with writer(engine).begin() as connection:
+            connection.exec_driver_sql(f"ANALYZE {ServiceRequestRow.__tablename__}")
+    return total
+
+
+def store_due(engine: Engine, computed: list[Computed]) -> None:
+    """Store due dates computed outside a change (`Computed`), for rows still as they were read:
+    a change since then (another updated_at, or the new basis already stored) wins."""
+    if not computed:
+        return
+    table = ServiceRequestRow.__table__
+    statement = (
+        update(table)
+        .where(
+            table.c.id == bindparam("row_id"),
+            cast(table.c.updated_at, String) == bindparam("read_updated_at", type_=String()),
+            or_(table.c.due_basis.is_(None), table.c.due_basis != bindparam("new_basis")),
+        )
+        .values(due_at=bindparam("new_due_at", type_=UtcDateTime()), due_basis=bindparam("new_basis"))
+    )
+    params = [
+        {"row_id": row_id, "read_updated_at": read_updated_at, "new_due_at": record.due_at, "new_basis": record.basis}
+        for row_id, read_updated_at, record in computed
+    ]
+    with transaction(engine) as session:
+        session.execute(statement, params)
+
+
+def _any_stale(session: Session, conditions: list[ColumnElement[bool]], basis: str) -> bool:
+    """Whether any row meeting `conditions` has a stale due date: three index probes (a basis
+    missing, before or after the current one), as neither database turns `<>` into ranges. The
+    order makes the index the only quick way, even when the planner's statistics predate the
+    due dates (a sequential scan "soon finding one" reads the whole table when there is none)."""
+    column = ServiceRequestRow.due_basis
+    probes = [
+        select(ServiceRequestRow.id).where(*conditions, stale).order_by(column).limit(1).subquery().select()
+        for stale in (column.is_(None), column < basis, column > basis)
+    ]
+    return session.execute(union_all(*probes).limit(1)).first() is not None
+
+
+def _set_due(row: ServiceRequestRow, record: DueRecord) -> None:
+    row.due_at = record.due_at
+    row.due_basis = record.basis
+
+
+def _newest_first(query: Select) -> Select:
+    return query.order_by(ServiceRequestRow.submitted_at.desc(), ServiceRequestRow.id.desc())
+
+
+def _filed_before(row: ServiceRequestRow) -> ColumnElement[bool]:
+    """Rows after `row` in newest-first order."""
+    return or_(
+        ServiceRequestRow.submitted_at < row.submitted_at,
+        and_(ServiceRequestRow.submitted_at == row.submitted_at, ServiceRequestRow.id < row.id),
+    )

@@ -1,10 +1,12 @@
-"""Between the ORM rows and the plain values callers get, and what the audit trail records."""
+"""Between the ORM rows and the plain values callers get, what the audit trail records, and the
+SQL conditions on stored due dates (bot.casework.timing explains them)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, Optional
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, not_, or_, select
 from sqlalchemy.orm import Session
 
 from bot.casework.request import ServiceRequest, StatusChange, StepEntry
@@ -35,6 +37,29 @@ def to_domain(row: ServiceRequestRow) -> ServiceRequest:
         ),
         status_changes=tuple(StatusChange(c.from_status, c.to_status, in_bangkok(c.at)) for c in row.status_changes),
     )
+
+
+def late_clause(now: dt.datetime) -> ColumnElement[bool]:
+    """SQL for `late_by_record`: late now or completed late, by the stored due date (never NULL)."""
+    row = ServiceRequestRow
+    return and_(
+        row.due_at.is_not(None),
+        or_(
+            and_(row.closed_at.is_(None), row.due_at < now),
+            and_(row.closed_at.is_not(None), row.closed_at > row.due_at),
+        ),
+    )
+
+
+def not_late_clause(now: dt.datetime) -> ColumnElement[bool]:
+    """The complement of `late_clause` (which is never NULL, so NOT is exact)."""
+    return not_(late_clause(now))
+
+
+def stale_clause(basis: str) -> ColumnElement[bool]:
+    """Rows whose stored due date is missing or was computed under another SLA basis."""
+    column = ServiceRequestRow.due_basis
+    return or_(column.is_(None), column != basis)
 
 
 def in_bangkok(value: Any) -> Any:

@@ -5,7 +5,9 @@ The digits never reach the database or the registry: the chat side turns them in
 SHA-256 of that token. Four digits are only 10,000 guesses, so failures are counted per
 number and per chat identity (both stored as keyed hashes, never in clear): five in an hour
 lock lookups for that number or identity for an hour. An unknown number fails exactly like a
-wrong code, so numbers cannot be enumerated.
+wrong code, so numbers cannot be enumerated. A verified identity is linked to the request
+(`link`): by keyed hash, and on LINE and Telegram with the identity itself beside it, to push
+notices to.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ LOCK_DURATION = dt.timedelta(hours=1)
 _TOKEN = re.compile(r"^[0-9a-f]{64}$")
 # Compared against when the number is unknown, so both paths do the same work.
 _NO_VERIFIER = hashlib.sha256(b"no such request").hexdigest()
+# Channels whose linked identities are kept in clear, to push notices to (see `link`).
+PUSHABLE_CHANNELS = ("line", "telegram")
 
 
 def normalize_digits(text: str) -> Optional[str]:
@@ -114,11 +118,26 @@ class Attempts:
 
 
 def link(session: Session, secret: str, identity: str, request_id: int, now: dt.datetime) -> None:
+    """Link a chat identity that proved the digits to the request (again: keeps the first link's time).
+
+    The link is found by the identity's keyed hash. On a channel the bot can push to (LINE,
+    Telegram) the identity itself is stored beside it, so the request's delay notices and status
+    changes reach that chat (bot.casework.recipients): it is the platform's opaque id of the
+    bot's chat with the citizen (`line:<userId>`, `telegram:<chat id>`), not a phone or ID
+    number, and useless outside this bot's account. Web-chat sessions cannot be pushed to and
+    stay hashed only. A link made before identities were stored gets it on the next verification.
+    """
     links = IdentityLinkRow.__table__
+    kept = identity if identity.split(":", 1)[0] in PUSHABLE_CHANNELS else None
     row = insert_on_conflict(session, links).values(
-        identity_hash=identity_hash(secret, identity), request_id=request_id, linked_at=now
+        identity_hash=identity_hash(secret, identity), request_id=request_id, linked_at=now, identity=kept
     )
-    session.execute(row.on_conflict_do_nothing())
+    if kept is None:
+        session.execute(row.on_conflict_do_nothing())
+        return
+    session.execute(
+        row.on_conflict_do_update(index_elements=[links.c.identity_hash, links.c.request_id], set_={"identity": kept})
+    )
 
 
 def identity_hash(secret: str, identity: str) -> str:

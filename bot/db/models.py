@@ -2,8 +2,10 @@
 
 Times are stored as naive UTC on every database (`UtcDateTime`) so SQLite and PostgreSQL
 compare and sort them the same way; they come back as aware datetimes in Bangkok time.
-Verification digits, chat identities and failed-lookup subjects are only ever stored as
-keyed hashes (see bot.casework.verification); API keys only as SHA-256 hashes.
+Verification digits and failed-lookup subjects are only ever stored as keyed hashes (see
+bot.casework.verification); API keys only as SHA-256 hashes. A linked chat identity is found by
+its keyed hash; a LINE or Telegram identity is also kept in clear beside it, only so notices can
+be pushed to it (IdentityLinkRow).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Optional
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, MetaData, String, Text, TypeDecorator
+from sqlalchemy import JSON, ForeignKey, Index, Integer, MetaData, String, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy import DateTime as _DateTime
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -74,6 +76,12 @@ class ServiceRequestRow(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     closed_at: Mapped[Optional[dt.datetime]] = mapped_column(UtcDateTime)
     last_delay_notice_at: Mapped[Optional[dt.datetime]] = mapped_column(UtcDateTime)
+    # The SLA deadline the registry stores with every change (bot.casework.timing.DueRecord), so
+    # the late filters run in SQL. NULL: it cannot be late (waiting for the citizen since before
+    # the deadline, or its service left the catalog). `due_basis` is the SLA basis (catalog
+    # durations, office hours, calendar) it was computed under; NULL: not computed yet.
+    due_at: Mapped[Optional[dt.datetime]] = mapped_column(UtcDateTime)
+    due_basis: Mapped[Optional[str]] = mapped_column(String(16))
 
     steps: Mapped[list["StepRow"]] = relationship(
         order_by="StepRow.id", cascade="all, delete-orphan", lazy="selectin"
@@ -85,6 +93,7 @@ class ServiceRequestRow(Base):
     __table_args__ = (
         Index("ix_service_requests_agency_status", "agency_code", "status", "submitted_at"),
         Index("ix_service_requests_agency_submitted", "agency_code", "submitted_at"),
+        Index("ix_service_requests_agency_due", "agency_code", "due_basis", "due_at"),
     )
 
 
@@ -120,6 +129,13 @@ class IdentityLinkRow(Base):
         ForeignKey("service_requests.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     linked_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    # The chat identity itself (`line:<userId>`, `telegram:<chat id>`), kept so the bot can push
+    # this request's delay notices and status changes to it: a hash cannot be sent a message.
+    # It is the platform's opaque id for this bot's chat with the citizen (no phone or ID number,
+    # useless outside this bot's account), and it is what the platform gives the bot with every
+    # message anyway. NULL for web-chat sessions (nothing can be pushed to them; kept hashed only)
+    # and for links made before revision 0003_delivery.
+    identity: Mapped[Optional[str]] = mapped_column(String(200))
 
 
 class VerificationFailureRow(Base):
@@ -166,3 +182,81 @@ class AuditRow(Base):
         Index("ix_audit_log_subject", "subject", "id"),
         Index("ix_audit_log_agency", "agency_code", "id"),
     )
+
+
+# -- delivery (bot.delivery): the durable inbox and outbox of the chat channels ----------------
+
+
+class InboundEventRow(Base):
+    """A platform event (LINE, Telegram) accepted by a webhook, until the dispatcher has handled it.
+
+    (channel, event_id) is unique: a redelivered event is dropped, also after a restart. The
+    citizen's words (`text`) and the reply token are cleared once the event is done or failed;
+    the row stays a few days as the dedupe record. `lease_owner`/`lease_until`: the dispatcher
+    (of one gateway replica) handling it now."""
+
+    __tablename__ = "inbound_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    event_id: Mapped[str] = mapped_column(String(128))
+    identity: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text)
+    reply_token: Mapped[Optional[str]] = mapped_column(String(256))
+    extra: Mapped[dict] = mapped_column(JSON)
+    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    state: Mapped[str] = mapped_column(String(10))  # pending, done, failed
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    lease_owner: Mapped[Optional[str]] = mapped_column(String(64))
+    lease_until: Mapped[Optional[dt.datetime]] = mapped_column(UtcDateTime)
+    last_error: Mapped[Optional[str]] = mapped_column(String(500))
+    finished_at: Mapped[Optional[dt.datetime]] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("channel", "event_id", name="uq_inbound_events_channel_event"),
+        Index("ix_inbound_events_queue", "state", "identity", "id"),
+        Index("ix_inbound_events_due", "state", "next_attempt_at"),
+        Index("ix_inbound_events_received", "received_at"),
+    )
+
+
+class OutboundMessageRow(Base):
+    """Messages to push to one identity on its channel, delivered at most once per `key`."""
+
+    __tablename__ = "outbound_messages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(400), unique=True)
+    identity: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[list] = mapped_column(JSON)  # [Reply.to_json(), ...]
+    state: Mapped[str] = mapped_column(String(10))  # pending, sent, failed, cancelled
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    lease_owner: Mapped[Optional[str]] = mapped_column(String(64))
+    lease_until: Mapped[Optional[dt.datetime]] = mapped_column(UtcDateTime)
+    last_error: Mapped[Optional[str]] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    sent_at: Mapped[Optional[dt.datetime]] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index("ix_outbound_messages_queue", "state", "identity", "id"),
+        Index("ix_outbound_messages_due", "state", "next_attempt_at"),
+        Index("ix_outbound_messages_created", "created_at"),
+    )
+
+
+class OptOutRow(Base):
+    """An identity that blocked the bot (LINE unfollow): nothing is pushed to it until it follows again."""
+
+    __tablename__ = "delivery_opt_outs"
+    identity: Mapped[str] = mapped_column(String(200), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class OutageRow(Base):
+    """An identity told "the system is down" during the current outage (once per outage)."""
+
+    __tablename__ = "delivery_outages"
+    identity: Mapped[str] = mapped_column(String(200), primary_key=True)
+    since: Mapped[dt.datetime] = mapped_column(UtcDateTime)

@@ -53,6 +53,18 @@ class Outbox(Protocol):
         ...
 
 
+async def apology_due(outbox: Outbox, identity: str) -> bool:
+    """Whether to tell `identity` now that the service is down: True once per outage.
+
+    For `handle` when the conversation answered refused="unavailable": apologise only when this
+    says so, then raise `RetryLater` so the message is kept and answered later. The durable
+    outbox remembers per identity (in the database) until one of its events is answered or
+    given up; an outbox without that memory (a test stand-in) always says True.
+    """
+    check = getattr(outbox, "apology_due", None)
+    return True if check is None else bool(await check(identity))
+
+
 class Inbox(Protocol):
     async def accept(self, event: InboundEvent) -> bool:
         """Store the event durably; False if this (channel, event_id) was accepted before."""
@@ -66,7 +78,11 @@ class ChannelAdapter(Protocol):
         """Process one accepted event: run the conversation, answer (reply API, else the outbox).
 
         Raising lets the dispatcher retry the event later; it must then be safe to run again
-        (replies go out under keys derived from the event id, so nothing is sent twice)."""
+        (replies go out under keys derived from the event id, so nothing is sent twice).
+        Raise `RetryLater` when the conversation is unavailable (the message is kept, tried
+        again with backoff or after `after` seconds, and the citizen asked once to send it
+        again if it never succeeds); `Undeliverable` when the event can never be answered;
+        anything else counts as a bug and is given up after a few attempts."""
         ...
 
     async def deliver(self, identity: str, replies: list[Reply], retry_key: str) -> None:

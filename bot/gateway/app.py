@@ -1,7 +1,10 @@
-"""The gateway's FastAPI application: channels, `/healthz`, and (later) the agency portal and APIs.
+"""The gateway's FastAPI application: channels, the agency API, `/healthz`.
 
-Connections (the HTTP client to Rasa, the shared state) are made once, at start-up, in the
-lifespan; routes reach them through `app.state`.
+Connections (the database engine, the HTTP client to Rasa, the shared state, the platforms'
+SDK clients) are made once, at start-up; routes reach them through `app.state`. LINE and
+Telegram are on when their credentials are set. Their webhooks only store events in the
+durable inbox; `Delivery` answers them (one at a time per citizen, in order) and pushes
+proactive messages through its outbox.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from starlette.exceptions import HTTPException
 from bot.assistant import LiveAssistant
 from bot.casework.registry import Registry
 from bot.db import make_engine
+from bot.delivery import Delivery
+from bot.delivery.types import InboundEvent
 from bot.gateway.api import agency
-from bot.gateway.channels import web
+from bot.gateway.channels import line, telegram, web
 from bot.gateway.conversation import Conversation
 from bot.gateway.limits import RateLimiter
 from bot.gateway.state import open_state
@@ -30,9 +35,23 @@ RASA_TIMEOUT_SECONDS = 30.0
 INVALID = "ข้อความไม่ถูกต้อง กรุณาพิมพ์คำถามเป็นข้อความแล้วส่งใหม่"
 
 
+class _InboxOfApp:
+    """The webhooks' inbox: the one `Delivery` made in the lifespan (routes exist before it)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self._app = app
+
+    async def accept(self, event: InboundEvent) -> bool:
+        return await self._app.state.delivery.inbox.accept(event)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
+    problems = settings.channel_problems()
+    if problems:
+        raise ValueError("; ".join(problems))
     sessions = web.WebSessions(settings.web_session_secret)
+    channels = [c for c in (line.LineChannel.from_settings(settings), telegram.from_settings(settings)) if c]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,9 +73,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 rate_limit=settings.rate_limit_identity,
                 verification_secret=settings.verification_secret,
             )
+            delivery = Delivery(engine, app.state.conversation, app.state.registry, live.current, settings)
+            for channel in channels:
+                delivery.register(channel)
+            await delivery.start()
+            app.state.delivery = delivery
+            for channel in channels:
+                if isinstance(channel, telegram.TelegramChannel):
+                    await channel.start(delivery.inbox)  # polling mode polls; webhook mode checks
             try:
                 yield
             finally:
+                await delivery.stop()
+                for channel in channels:
+                    await channel.close()
                 await state.close()
                 engine.dispose()
 
@@ -69,6 +99,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web.router(sessions, settings.rate_limit_address))
     app.include_router(agency.router())
     agency.install_error_handlers(app)
+    inbox = _InboxOfApp(app)
+    for channel in channels:
+        module = line if isinstance(channel, line.LineChannel) else telegram
+        app.include_router(module.router(channel, inbox))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -89,9 +123,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         conversation: Conversation = request.app.state.conversation
         parts = await conversation.health()
         healthy = all(state == "ok" for state in parts.values())
-        return JSONResponse(
-            {"status": "ok" if healthy else "degraded", "parts": parts},
-            status_code=200 if healthy else 503,
-        )
+        body = {"status": "ok" if healthy else "degraded", "parts": parts}
+        if channels:  # queue depth and failures, for operators; they do not make the gateway unhealthy
+            body["delivery"] = await request.app.state.delivery.health()
+        return JSONResponse(body, status_code=200 if healthy else 503)
 
     return app

@@ -34,7 +34,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 import yaml
 
-from bot.settings import GENERATED_SECRETS, PROJECT_ROOT, Settings
+from bot.settings import CHANNEL_SECRETS, GENERATED_SECRETS, PROJECT_ROOT, Settings
 
 RASA_VENV = PROJECT_ROOT / ".venv-rasa"
 APP_VENV = PROJECT_ROOT / ".venv-app"
@@ -200,7 +200,8 @@ class Stack:
         self.model_path = model_path or settings.model_dir / f"{MODEL_NAME}.tar.gz"
         self.endpoints_path = settings.data_dir / f"endpoints-{settings.rasa_port}.yml"
         self.backoff = backoff
-        self._secrets = [env[name] for name in GENERATED_SECRETS]
+        # Masked in every output line: the generated secrets and the channels' credentials.
+        self._secrets = [env[name] for name in (*GENERATED_SECRETS, *CHANNEL_SECRETS) if env.get(name)]
         self._output = output or sys.stdout
         self._log = log or (lambda line: self._emit("sla-bot", line))
         self._output_lock = threading.Lock()

@@ -33,7 +33,9 @@ def chat(gateway_url: str) -> Chat:
 
 
 def test_health_and_page(gateway_url):
-    assert httpx.get(f"{gateway_url}/healthz").json() == {"status": "ok", "parts": {"rasa": "ok", "actions": "ok"}}
+    health = httpx.get(f"{gateway_url}/healthz").json()
+    assert (health["status"], health["parts"]) == ("ok", {"rasa": "ok", "actions": "ok"})
+    assert set(health["delivery"]["channels"]) == {"line", "telegram"}
     page = httpx.get(f"{gateway_url}/")
     assert page.status_code == 200 and 'lang="th"' in page.text
 

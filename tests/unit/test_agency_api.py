@@ -119,7 +119,9 @@ def test_changes_to_a_closed_request_or_unknown_steps_are_refused(api):
         f"/api/agency/v1/requests/{number}/step", json={"step_index": 99}, headers=auth(keys["DLT"])
     )
     assert too_far.status_code == 422 and too_far.json()["field"] == "step_index"
-    done = client.post(f"/api/agency/v1/requests/{number}/status", json={"status": "completed"}, headers=auth(keys["DLT"]))
+    done = client.post(
+        f"/api/agency/v1/requests/{number}/status", json={"status": "completed"}, headers=auth(keys["DLT"])
+    )
     assert done.status_code == 200 and done.json()["sla"]["state"].startswith("completed")
     again = client.post(f"/api/agency/v1/requests/{number}/notes", json={"note": "x"}, headers=auth(keys["DLT"]))
     assert again.status_code == 409

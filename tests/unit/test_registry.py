@@ -1,12 +1,16 @@
 """The registry on SQLite always and on PostgreSQL when TEST_DATABASE_URL is set: tracking numbers
 (also under concurrent creation), agencies' isolation, step and status history, closed requests,
-the audit trail, verification with lockout, the SLA hooks and API keys."""
+the audit trail, verification with lockout, the SLA hooks (the stored due dates' SQL late filter
+against the clock itself) and API keys."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
+import math
+import random
 import threading
 from pathlib import Path
 
@@ -28,7 +32,9 @@ from bot.casework import (
 )
 from bot.casework.numbers import buddhist_year
 from bot.catalog import load_catalog
-from bot.db.models import Base
+from bot.catalog.schema import Duration
+from bot.db import transaction, writer
+from bot.db.models import Base, ServiceRequestRow
 from bot.settings import PROJECT_ROOT
 from bot.sla.clock import Pause, StepRecord
 from tests.unit.databases import FakeClock, bangkok, database_url, engine  # noqa: F401
@@ -420,6 +426,226 @@ def test_a_request_waiting_for_the_citizen_is_not_late(registry, clock):
     registry.set_status(number, "DCA", "waiting_for_citizen", actor="k", at=NOW - dt.timedelta(days=29, hours=23))
     assert registry.assess(registry.get(number)).state != "late"
     assert registry.list_for_agency("DCA", late=True) == []
+
+
+# -- stored due dates: the SQL late filter is the clock's verdict -----------------------------------
+
+
+def _log_minutes(rng: random.Random, most: float) -> dt.timedelta:
+    """Between a minute and `most` minutes, spread evenly over the orders of magnitude."""
+    return dt.timedelta(minutes=math.exp(rng.uniform(0, math.log(most))))
+
+
+def _varied_requests(registry: Registry, count: int, seed: int = 7) -> list[str]:
+    """`count` requests of every service, filed up to 90 days before NOW (at any hour), each with
+    up to five changes at random later times: steps (also outside the target), in progress,
+    waiting for the citizen (pauses that end and pauses that last), approved, and closing; some
+    with delay notices sent. Then the cases that must be there whatever the dice say.
+    The tracking numbers, in filing order."""
+    rng = random.Random(seed)
+    services = sorted(CATALOG.services.values(), key=lambda s: s.id)
+    numbers = []
+    for _ in range(count):
+        service = rng.choice(services)
+        agency = service.agency
+        if service.partner_agencies and rng.random() < 0.2:
+            agency = rng.choice(service.partner_agencies)
+        filed = NOW - _log_minutes(rng, 90 * 24 * 60)
+        number = registry.create_request(agency, service.id, "สำนักงาน", DIGITS, filed, actor="k").tracking_number
+        numbers.append(number)
+        when = filed
+        for _ in range(rng.randrange(6)):
+            when += _log_minutes(rng, 20 * 24 * 60)
+            if when > NOW:
+                break
+            kind = rng.choice(("step", "step", "in_progress", "waiting", "waiting", "approved", "close"))
+            if kind == "step":
+                registry.move_to_step(number, agency, rng.randrange(len(service.steps)), actor="k", at=when)
+            elif kind == "close":
+                final = rng.choice(("completed", "completed", "rejected", "cancelled"))
+                registry.set_status(number, agency, final, actor="k", at=when)
+                break
+            else:
+                status = "waiting_for_citizen" if kind == "waiting" else kind
+                registry.set_status(number, agency, status, actor="k", at=when)
+        if rng.random() < 0.3:
+            registry.record_delay_notice(number, at=filed + (NOW - filed) * rng.random())
+
+    def made(agency: str, service: str, filed_ago: dt.timedelta, *changes: tuple[dt.timedelta, str]) -> str:
+        number = registry.create_request(agency, service, "สำนักงาน", DIGITS, NOW - filed_ago, actor="k").tracking_number
+        for ago, status in changes:
+            registry.set_status(number, agency, status, actor="k", at=NOW - ago)
+        numbers.append(number)
+        return number
+
+    day, hour = dt.timedelta(days=1), dt.timedelta(hours=1)
+    made("DCA", "passport", hour, (hour / 2, "waiting_for_citizen"))  # paused before its deadline
+    made("DLT", "vehicle_tax_renewal", 10 * day, (day, "waiting_for_citizen"))  # paused when already late
+    made("DCA", "passport", 20 * day, (19 * day, "waiting_for_citizen"), (2 * day, "in_progress"))  # pause ended
+    made("BORA", "id_card", 3 * day, (day, "completed"))  # completed late
+    made("LAO", "food_shop_permit", 5 * day, (4 * day, "completed"))  # completed on time
+    made("DOE", "foreign_worker_permit", 60 * day, (59 * day, "waiting_for_citizen"), (30 * day, "cancelled"))
+    # A pause that starts at the very moment of the deadline does not move it.
+    edge = made("DCA", "passport", 30 * day)
+    deadline = registry.assess(registry.get(edge)).due_at
+    registry.set_status(edge, "DCA", "waiting_for_citizen", actor="k", at=deadline)
+    # Completed at the very moment of the deadline: on time.
+    edge = made("DOE", "foreign_worker_permit", 30 * day)
+    deadline = registry.assess(registry.get(edge)).due_at
+    registry.set_status(edge, "DOE", "completed", actor="k", at=deadline)
+    return numbers
+
+
+def _requests(registry: Registry, numbers: list[str]) -> list:
+    """The requests in filing (id) order, checking that the unfiltered listing pages them newest first."""
+    requests = [registry.get(n) for n in numbers]
+    grouped: dict[str, list] = {}
+    for request in sorted(requests, key=lambda r: (r.submitted_at, numbers.index(r.tracking_number)), reverse=True):
+        grouped.setdefault(request.agency_code, []).append(request)
+    for agency, expected in grouped.items():
+        assert registry.list_for_agency(agency, limit=MAX_LIST) == expected
+    return requests
+
+
+MAX_LIST = 500
+PAGES = ((1, 0), (3, 2), (7, 5), (50, 1), (MAX_LIST, 0), (5, 1000))
+
+
+def _assert_filter_is_the_clock(registry: Registry, requests: list, moment: dt.datetime) -> None:
+    """list_for_agency(late=...) (every page, with and without a status) and due_delay_notices give
+    exactly what the clock says at `moment` of each of `requests` (all of them, in filing order)."""
+    verdicts = {r.tracking_number: registry.sla.is_late(r, moment) for r in requests}
+    newest_first = sorted(requests, key=lambda r: (r.submitted_at, requests.index(r)), reverse=True)
+    for agency in sorted({r.agency_code for r in requests}):
+        for late in (True, False):
+            expected = [r for r in newest_first if r.agency_code == agency and verdicts[r.tracking_number] == late]
+            for limit, offset in PAGES:
+                page = registry.list_for_agency(agency, late=late, limit=limit, offset=offset, now=moment)
+                assert page == expected[offset:offset + limit], (agency, late, limit, offset, moment)
+            for status in ("waiting_for_citizen", "completed", "in_progress"):
+                kept = registry.list_for_agency(agency, status=status, late=late, limit=MAX_LIST, now=moment)
+                assert kept == [r for r in expected if r.status == status]
+    expected_notices = _assert_notices_are_the_clocks(registry, requests, moment)
+    for agency in ("DCA", "DLT"):
+        assert [d.request.tracking_number for d in registry.due_delay_notices(now=moment, agency_code=agency)] == [
+            n for n, _ in expected_notices if n.startswith(agency + "-")
+        ]
+
+
+def _assert_notices_are_the_clocks(registry: Registry, requests: list, moment: dt.datetime) -> list:
+    expected = []
+    for request in requests:  # filing order is id order
+        assessment = registry.sla.assess_or_none(request, moment)
+        if (
+            not request.is_closed and assessment is not None
+            and registry.sla.notice_due(assessment, request.last_delay_notice_at, moment)
+        ):
+            expected.append((request.tracking_number, assessment))
+    notices = registry.due_delay_notices(now=moment)
+    assert [(d.request.tracking_number, d.assessment) for d in notices] == expected
+    return expected
+
+
+def _stored_due(engine) -> dict[str, tuple]:  # noqa: F811
+    with transaction(engine) as session:
+        rows = session.execute(sa.select(ServiceRequestRow.tracking_number, ServiceRequestRow.due_at,
+                                         ServiceRequestRow.due_basis))
+        return {number: (due, basis) for number, due, basis in rows}
+
+
+LATER = (dt.timedelta(0), dt.timedelta(hours=2), dt.timedelta(days=3), dt.timedelta(days=40), dt.timedelta(days=400))
+
+
+def test_the_sql_late_filter_returns_exactly_what_the_clock_judges_late(registry, clock, engine):  # noqa: F811
+    requests = _requests(registry, _varied_requests(registry, 300))
+    states: dict[tuple[str, bool], int] = {}
+    stored = _stored_due(engine)
+    for request in requests:
+        assessment = registry.assess(request)
+        state = (assessment.state, request.status == "waiting_for_citizen")
+        states[state] = states.get(state, 0) + 1
+        due, basis = stored[request.tracking_number]
+        assert basis == registry.sla.basis()
+        if request.status == "waiting_for_citizen":  # the deadline is kept only if it passed before the pause
+            assert (due is not None) == (assessment.state == "late")
+            assert due is None or due == assessment.due_at
+        else:
+            assert due == assessment.due_at  # as the clock says, whatever the moment
+    for needed in (("late", False), ("late", True), ("at_risk", True), ("completed_late", False),
+                   ("completed_on_time", False)):
+        assert states.get(needed), f"no {needed} request among {states}"
+    assert any(r.pauses() and r.pauses()[0].end for r in requests)  # and pauses that ended
+
+    for later in LATER:
+        clock.now = NOW + later
+        _assert_filter_is_the_clock(registry, requests, clock.now)
+    assert _stored_due(engine) == stored  # reading stored nothing: every due date was current
+
+
+def test_due_dates_missing_or_from_another_catalog_are_judged_by_the_clock_and_stored(registry, clock, engine):  # noqa: F811
+    """Rows filed before 0002_due_dates (NULL) or computed under another catalog (another basis,
+    here with a due date that would be wrong) give the same results, get stored as they are met,
+    and `recompute_due_dates` stores the rest: the same due dates the changes stored."""
+    requests = _requests(registry, _varied_requests(registry, 150, seed=11))
+    current = _stored_due(engine)
+    basis = registry.sla.basis()
+
+    def make_stale() -> int:
+        with transaction(writer(engine)) as session:  # as an old database, or another catalog, left them
+            session.execute(sa.text("UPDATE service_requests SET due_at = NULL, due_basis = NULL WHERE id % 3 = 0"))
+            session.execute(sa.text(
+                "UPDATE service_requests SET due_at = submitted_at, due_basis = '0000000000000000' WHERE id % 3 = 1"
+            ))
+        return sum(b != basis for _, b in _stored_due(engine).values())
+
+    stale = make_stale()
+    assert stale == sum(1 for row_id in range(1, len(requests) + 1) if row_id % 3 != 2)
+    first = registry.list_for_agency("DCA", late=True, limit=1)
+    assert first == [r for r in _newest(requests, "DCA") if registry.sla.is_late(r, NOW)][:1]
+    met = sum(_stored_due(engine)[n] == current[n] for n in current) - (len(requests) - stale)
+    assert 0 < met < stale  # what the page met is stored, no more
+    assert registry.recompute_due_dates() == stale - met
+    assert _stored_due(engine) == current and registry.recompute_due_dates() == 0
+
+    make_stale()
+    assert len(_assert_notices_are_the_clocks(registry, requests, NOW)) > 10  # stale rows among them
+    make_stale()
+    for later in LATER[:3]:
+        clock.now = NOW + later
+        _assert_filter_is_the_clock(registry, requests, clock.now)
+    assert _stored_due(engine) == current  # every row was met, so every due date is stored again
+
+
+def _newest(requests: list, agency: str) -> list:
+    return sorted((r for r in requests if r.agency_code == agency), key=lambda r: (r.submitted_at, requests.index(r)),
+                  reverse=True)
+
+
+def test_a_catalog_change_to_the_sla_is_followed(engine, clock):  # noqa: F811
+    """A shorter passport target and a service that left the catalog: the new basis makes every
+    stored due date stale, and the filter keeps following the clock with the live catalog."""
+    live = {"catalog": CATALOG}
+    registry = Registry(engine, SECRET, lambda: live["catalog"], clock=clock)
+    requests = _requests(registry, _varied_requests(registry, 80, seed=3))
+    before = registry.sla.basis()
+    late_before = [registry.sla.is_late(r, NOW) for r in requests]
+    passport = dataclasses.replace(CATALOG.service("passport"), time_target=Duration(1, "working_days"))
+    services = {**CATALOG.services, "passport": passport}
+    del services["id_card"]
+    live["catalog"] = dataclasses.replace(CATALOG, services=services, fingerprint="changed")
+    assert registry.sla.basis() != before
+    assert [registry.sla.is_late(r, NOW) for r in requests] != late_before
+    _assert_filter_is_the_clock(registry, requests, NOW)
+    registry.recompute_due_dates()
+    stored = _stored_due(engine)
+    for request in requests:
+        due, basis = stored[request.tracking_number]
+        assert basis == registry.sla.basis()
+        assert due is None or request.service_id != "id_card"
+    _assert_filter_is_the_clock(registry, requests, NOW + dt.timedelta(days=2))
+    # And the basis ignores what the clock does not read (a fee, a summary, the fingerprint alone).
+    live["catalog"] = dataclasses.replace(live["catalog"], fingerprint="reworded")
+    assert registry.sla.basis() == stored[requests[0].tracking_number][1]
 
 
 # -- API keys ------------------------------------------------------------------------------------------

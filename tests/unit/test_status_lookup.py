@@ -81,7 +81,8 @@ def test_the_demo_set_has_the_states_the_readme_promises(registry):
     assert {registry.get(n).agency_code for n, _, _ in loaded} >= {"DLT", "DCA", "LAO", "BORA"}
     states = {"on time": {"on_time", "at_risk"}, "late": {"late"}, "completed": {"completed_on_time"},
               "waiting for the citizen": {"on_time", "at_risk"}}
-    for (number, digits, promised), demo in zip(loaded, DEMO):
+    assert len(loaded) == len(DEMO)
+    for number, digits, promised in loaded:
         request = registry.get(number)
         assessment = registry.assess(request)
         assert assessment.state in states[promised], (number, promised, assessment.state)

@@ -132,11 +132,18 @@ def router() -> APIRouter:
             raise NotFound(f"no request {number} for {who.agency_code}")
         return shown(reg, found)
 
+    def pushed(request: Request, changed: ServiceRequest) -> ServiceRequest:
+        """Tell the citizens linked to the request (LINE, Telegram) about a change."""
+        delivery = getattr(request.app.state, "delivery", None)
+        if delivery is not None:
+            delivery.status_changed_sync(changed)
+        return changed
+
     @routes.post("/requests/{number}/step", summary="Move the request to a catalog step")
     def step(number: str, body: StepChange, request: Request, who: Principal = Depends(principal)) -> dict[str, Any]:
         reg = registry(request)
         changed = reg.move_to_step(number, who.agency_code, body.step_index, note=body.note, actor=who.key_id)
-        return shown(reg, changed)
+        return shown(reg, pushed(request, changed))
 
     @routes.post("/requests/{number}/status", summary="Set the request's status")
     def status_(
@@ -144,12 +151,12 @@ def router() -> APIRouter:
     ) -> dict[str, Any]:
         reg = registry(request)
         changed = reg.set_status(number, who.agency_code, body.status, note=body.note, actor=who.key_id)
-        return shown(reg, changed)
+        return shown(reg, pushed(request, changed))
 
     @routes.post("/requests/{number}/notes", summary="Add a note to the citizen")
     def note(number: str, body: Note, request: Request, who: Principal = Depends(principal)) -> dict[str, Any]:
         reg = registry(request)
-        return shown(reg, reg.add_note(number, who.agency_code, body.note, actor=who.key_id))
+        return shown(reg, pushed(request, reg.add_note(number, who.agency_code, body.note, actor=who.key_id)))
 
     return routes
 

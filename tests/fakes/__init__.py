@@ -1,0 +1,1 @@
+"""Local fakes of the outside parties (LINE, Telegram, agencies' receivers) the tests start."""
