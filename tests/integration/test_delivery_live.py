@@ -74,3 +74,38 @@ def test_while_rasa_is_down_one_apology_then_every_message_answered_in_order(sta
     documents = next(i for i, t in enumerate(texts) if t.startswith("📄 เอกสารที่ต้องใช้: การชำระภาษีรถประจำปี"))
     fees = next(i for i, t in enumerate(texts) if t.startswith("💰 ค่าธรรมเนียม: การชำระภาษีรถประจำปี"))
     assert texts.index(UNAVAILABLE) < documents < fees, "in the order they were sent"
+
+
+def test_a_late_request_linked_on_line_gets_the_7_day_notice_once(stack: Stack, line_api: FakeLineApi):
+    import datetime as dt
+
+    from bot.assistant import LiveAssistant
+    from bot.casework.registry import Registry
+    from bot.db import make_engine
+
+    s = stack.settings
+    live = LiveAssistant(s.catalog_dir)
+    engine = make_engine(s.database)
+    registry = Registry(engine, s.verification_secret, lambda: live.current().catalog)
+    filed = registry.now() - dt.timedelta(days=10)  # vehicle tax: 10 minutes' work, so late by days
+    request = registry.create_request("DLT", "vehicle_tax_renewal", "ขนส่งนนทบุรี", "3141", filed, actor="cli")
+    number = request.tracking_number
+    engine.dispose()
+    user = user_id()
+    post(stack, [text_event(user, f"สถานะ {number}", line_api.issue_reply_token(user))])
+    wait_until(lambda: any(t.startswith("🔐") for t in line_api.texts(user)), "the code was not asked")
+    post(stack, [text_event(user, "3141", line_api.issue_reply_token(user))])
+    wait_until(lambda: any(t.startswith(f"🔎 สถานะคำขอเลขที่ {number}") for t in line_api.texts(user)), "no status")
+
+    def notices() -> list[str]:
+        return [t for t in line_api.texts(user) if t.startswith(f"⏰ แจ้งความล่าช้า คำขอเลขที่ {number}")]
+
+    for _ in range(2):  # the scheduler looks at start-up: a second look must not repeat it
+        gateway = stack.pids()["gateway"]
+        os.killpg(gateway, signal.SIGKILL)
+        wait_until(lambda: stack.pids()["gateway"] not in (None, gateway), "the gateway was not restarted")  # noqa: B023
+        wait_until(lambda: len(notices()) >= 1, "no delay notice was pushed")
+        time.sleep(3)
+        assert len(notices()) == 1, notices()
+    pushed = [how for how, m in line_api.delivered_with_route(user) if m.get("text", "").startswith("⏰")]
+    assert pushed == ["push"]
