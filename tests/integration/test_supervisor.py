@@ -86,6 +86,7 @@ def test_conversations_survive_a_rasa_restart_and_the_validator_patch_is_active(
     assert PATCHES_LINE in stack_log.read_text(encoding="utf-8")
     with httpx.Client(base_url=s.gateway_url, timeout=60) as citizen:
         assert citizen.post("/api/chat", json={"message": "ทำพาสปอร์ตใช้เวลากี่วัน"}).status_code == 200
+        patched_starts = stack_log.read_text(encoding="utf-8").count(PATCHES_LINE)  # other tests restart Rasa too
         before = stack.pids()
         os.killpg(before["rasa"], signal.SIGKILL)
         deadline = time.monotonic() + 180
@@ -96,4 +97,4 @@ def test_conversations_survive_a_rasa_restart_and_the_validator_patch_is_active(
         reply = citizen.post("/api/chat", json={"message": "แล้วค่าธรรมเนียมล่ะ"})
         assert reply.status_code == 200
         assert reply.json()["messages"][0]["text"].startswith("💰 ค่าธรรมเนียม: การขอหนังสือเดินทาง")
-    assert stack_log.read_text(encoding="utf-8").count(PATCHES_LINE) == 2, "the restarted Rasa is patched too"
+    assert stack_log.read_text(encoding="utf-8").count(PATCHES_LINE) == patched_starts + 1, "the restarted Rasa is patched too"
