@@ -111,15 +111,20 @@ class LeasedTable:
             .limit(limit)
         )
 
-    def claim(self, limit: int, now: dt.datetime) -> list[Mapping[str, Any]]:
-        """Lease up to `limit` claimable rows (heads of their identities, due, not leased); their values."""
+    def claim(self, limit: int, clock: Clock) -> list[Mapping[str, Any]]:
+        """Lease up to `limit` claimable rows (heads of their identities, due, not leased); their values.
+
+        The lease starts when the write lock is held, not when the claim was asked for: a claim
+        that waited for the lock (another replica writing) must not be born expired."""
         if limit <= 0:
             return []
         with transaction(self.engine) as session:  # a cheap read first: an idle queue never takes the write lock
-            if session.execute(self._claimable(now, 1)).first() is None:
+            if session.execute(self._claimable(clock(), 1)).first() is None:
                 return []
         t = self.table
         with transaction(self.writer) as session:
+            session.connection()  # SQLite: BEGIN IMMEDIATE waits here for the write lock
+            now = clock()
             query = self._claimable(now, limit)
             if self._postgres:
                 query = query.with_for_update(skip_locked=True, of=t)
@@ -290,7 +295,7 @@ class Pump:
             free = self._workers - len(self._inflight)
             if free > 0:
                 try:
-                    rows = await asyncio.to_thread(self.table.claim, free, self._clock())
+                    rows = await asyncio.to_thread(self.table.claim, free, self._clock)
                     if self._db_trouble:
                         logger.info("%s: the database answers again", self.name)
                         self._db_trouble = False

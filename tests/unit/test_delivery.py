@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from bot.answers.reply import Button, Reply
-from bot.db import make_engine, transaction
+from bot.db import make_engine, transaction, writer
 from bot.db.models import InboundEventRow, OutboundMessageRow
 from bot.delivery import (
     SEND_AGAIN,
@@ -188,7 +188,7 @@ async def test_events_accepted_before_a_crash_are_answered_after_the_restart(eng
     await inbox.accept(event("line:U1", "ev-2", "สอง"))
     # ... and it had claimed the first one: its lease is left behind by a dead process.
     dead = LeasedTable(engine, INBOX, lease=dt.timedelta(seconds=2), owner="dead-replica")
-    assert [row["event_id"] for row in dead.claim(5, utc())] == ["ev-1"]
+    assert [row["event_id"] for row in dead.claim(5, utc)] == ["ev-1"]
     adapter = FakeAdapter()
     d = delivery(engine, adapter)
     await d.start()
@@ -432,6 +432,17 @@ async def test_a_later_message_to_an_identity_waits_for_the_earlier_one(engine):
         assert [key for _, _, key in adapter.delivered] == ["other", "first", "second"]
     finally:
         await d.stop()
+
+
+async def test_a_claim_that_waited_for_the_write_lock_is_not_born_expired(engine):  # noqa: F811
+    await DurableInbox(engine).accept(event("line:U1", "ev-1", "หนึ่ง"))
+    table = LeasedTable(engine, INBOX, lease=dt.timedelta(seconds=0.3), owner="slow-replica")
+    with transaction(writer(engine)) as other:  # another replica holds the write lock for longer than a lease
+        other.execute(sa.update(INBOX).where(INBOX.c.event_id == "nothing").values(text=""))
+        claiming = asyncio.create_task(asyncio.to_thread(table.claim, 1, utc))
+        await asyncio.sleep(0.5)
+    [row] = await claiming
+    assert row["lease_until"] > utc()
 
 
 async def test_two_senders_racing_deliver_each_key_once(engine, database_url):  # noqa: F811
