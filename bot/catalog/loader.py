@@ -120,6 +120,12 @@ def _load_agencies(path: Path, problems: list[Problem], digest: Any) -> tuple[di
     for code, agency in agencies.items():
         if agency.parent and agency.parent not in agencies:
             problems.append(Problem(file, f"{code}.parent", f"unknown agency {agency.parent!r}"))
+        misconduct = agency.misconduct_channel
+        if misconduct and misconduct not in agencies:
+            problems.append(Problem(file, f"{code}.misconduct_channel", f"unknown agency {misconduct!r}"))
+        if misconduct == code:
+            problems.append(Problem(file, f"{code}.misconduct_channel", "must be another agency than this one"))
+    problems += _check_agency_aliases_unique(agencies, file)
     central = agencies.get(CENTRAL_AGENCY)
     if central is None or not central.hotline or central.hotline_area:
         problems.append(
@@ -130,6 +136,19 @@ def _load_agencies(path: Path, problems: list[Problem], digest: Any) -> tuple[di
             )
         )
     return agencies, sources
+
+
+def _check_agency_aliases_unique(agencies: dict[str, Agency], file: str) -> list[Problem]:
+    """An alias names one agency: ขนส่ง cannot mean two of them."""
+    problems: list[Problem] = []
+    owner: dict[str, str] = {}
+    for code, agency in agencies.items():
+        for i, alias in enumerate(agency.aliases):
+            key = alias.casefold()
+            if key in owner and owner[key] != code:
+                problems.append(Problem(file, f"{code}.aliases[{i}]", f"{alias!r} already names {owner[key]}"))
+            owner.setdefault(key, code)
+    return problems
 
 
 def _check_sources(sources: list[Source], file: str, prefix: str = "sources") -> list[Problem]:

@@ -188,18 +188,31 @@ class Service:
 
 
 @dataclass(frozen=True)
+class ComplaintTargets:
+    """How fast an agency must acknowledge and resolve a complaint, on the SLA clock."""
+
+    acknowledge: Duration = Duration(1, "working_days")
+    resolve: Duration = Duration(15, "working_days")
+
+
+@dataclass(frozen=True)
 class Agency:
     """A government agency. `code` (2-6 ASCII capitals) prefixes its tracking numbers.
 
     `hotline` is a national number unless `hotline_area` names where it holds (e.g. 1555 is
     Bangkok's line only); an agency with no single number (local governments) has none, and
     answers point citizens to their local office. `source` backs the hotline and channels.
+    `aliases` are the names citizens use for it (ขนส่ง, อำเภอ); `misconduct_channel` is where
+    reports of bribery or abuse of power go instead of the office complained about.
     """
 
     code: str
     name: str
     name_en: str
     complaint_channel: str
+    aliases: list[str] = field(default_factory=list)
+    misconduct_channel: Optional[str] = None
+    complaint_targets: ComplaintTargets = ComplaintTargets()
     hotline: Optional[str] = None
     hotline_area: Optional[str] = None
     website: Optional[str] = None

@@ -122,6 +122,27 @@ def test_a_catalog_without_the_public_service_centre_is_refused(editable):
     assert any("must include OPM" in p for p in _problems(editable))
 
 
+def test_complaint_fields_of_agencies_are_checked(editable):
+    def change(d):
+        dlt = next(a for a in d["agencies"] if a["code"] == "DLT")
+        dlt.update(misconduct_channel="NOPE", aliases=[*dlt["aliases"], "อำเภอ"])
+        next(a for a in d["agencies"] if a["code"] == "DOE").update(misconduct_channel="DOE")
+
+    _edit(editable / "agencies.yml", change)
+    problems = _problems(editable)
+    assert any("DLT.misconduct_channel" in p and "unknown agency 'NOPE'" in p for p in problems)
+    assert any("DOE.misconduct_channel" in p and "another agency than this one" in p for p in problems)
+    assert any("aliases" in p and "'อำเภอ' already names" in p for p in problems)
+
+
+def test_agencies_have_aliases_and_complaint_targets_with_defaults():
+    catalog = load_catalog(CATALOG)
+    dlt = catalog.agencies["DLT"]
+    assert "ขนส่ง" in dlt.aliases and dlt.misconduct_channel == "PACC"
+    assert (dlt.complaint_targets.acknowledge.value, dlt.complaint_targets.acknowledge.unit) == (1, "working_days")
+    assert (dlt.complaint_targets.resolve.value, dlt.complaint_targets.resolve.unit) == (15, "working_days")
+
+
 def test_special_days_are_validated(editable):
     (editable / "special_days.yml").write_text(
         "special_days:\n"
