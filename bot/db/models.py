@@ -13,7 +13,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Optional
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, MetaData, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy import DateTime as _DateTime
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -260,3 +272,170 @@ class OutageRow(Base):
     __tablename__ = "delivery_outages"
     identity: Mapped[str] = mapped_column(String(200), primary_key=True)
     since: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+# -- complaints (bot.complaints): filed by citizens, routed to an agency, answered, escalated ----
+
+
+class ComplaintRow(Base):
+    """A citizen's complaint, routed to the agency that must answer it (`agency_code`).
+
+    The reporter's chat identity is kept as a keyed hash (found by it), and in clear only on
+    channels the bot can push to (LINE, Telegram), like IdentityLinkRow. A phone number given
+    with PDPA consent is kept only sealed (`contact_sealed`, bot.complaints.contact) until
+    `contact_retain_until`, when it is purged; its last 4 digits only as a verifier hash.
+    `next_due_at` is the deadline that matters now (acknowledge, else resolve; NULL once
+    resolved or closed): the officers' queue sorts on it and escalation filters on it in SQL.
+    `version` counts changes: notification and webhook keys are made from it."""
+
+    __tablename__ = "complaints"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tracking_number: Mapped[str] = mapped_column(String(20), unique=True)
+    idempotency_key: Mapped[str] = mapped_column(String(128))
+    reporter_hash: Mapped[str] = mapped_column(String(64))
+    reporter_identity: Mapped[Optional[str]] = mapped_column(String(200))
+    reporter_channel: Mapped[str] = mapped_column(String(16))
+    service_id: Mapped[Optional[str]] = mapped_column(String(64))
+    step_index: Mapped[Optional[int]] = mapped_column(Integer)
+    named_agency: Mapped[Optional[str]] = mapped_column(String(6))
+    about_agency: Mapped[Optional[str]] = mapped_column(String(6))
+    agency_code: Mapped[str] = mapped_column(String(6))
+    route_reason: Mapped[str] = mapped_column(Text)
+    misconduct: Mapped[bool] = mapped_column(Boolean)
+    description: Mapped[str] = mapped_column(Text)
+    place: Mapped[Optional[str]] = mapped_column(String(200))
+    latitude: Mapped[Optional[float]] = mapped_column(Float)
+    longitude: Mapped[Optional[float]] = mapped_column(Float)
+    contact_sealed: Mapped[Optional[str]] = mapped_column(Text)
+    verifier_hash: Mapped[Optional[str]] = mapped_column(String(64))
+    consent_at: Mapped[Optional[dt.datetime]] = mapped_column(UtcDateTime)
+    contact_retain_until: Mapped[Optional[dt.datetime]] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(Integer)
+    filed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    routed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    acknowledge_due_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    resolve_due_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    next_due_at: Mapped[Optional[dt.datetime]] = mapped_column(UtcDateTime)
+    acknowledged_at: Mapped[Optional[dt.datetime]] = mapped_column(UtcDateTime)
+    resolved_at: Mapped[Optional[dt.datetime]] = mapped_column(UtcDateTime)
+    closed_at: Mapped[Optional[dt.datetime]] = mapped_column(UtcDateTime)
+    reopened_at: Mapped[Optional[dt.datetime]] = mapped_column(UtcDateTime)
+    reopen_count: Mapped[int] = mapped_column(Integer)
+    escalation_count: Mapped[int] = mapped_column(Integer)
+
+    photos: Mapped[list["ComplaintPhotoRow"]] = relationship(
+        order_by="ComplaintPhotoRow.position", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    __table_args__ = (
+        UniqueConstraint("reporter_hash", "idempotency_key", name="uq_complaints_reporter_key"),
+        Index("ix_complaints_agency_due", "agency_code", "next_due_at"),
+        Index("ix_complaints_agency_filed", "agency_code", "filed_at"),
+        Index("ix_complaints_due", "next_due_at"),
+        Index("ix_complaints_reporter", "reporter_hash", "filed_at"),
+    )
+
+
+class ComplaintPhotoRow(Base):
+    """A photo attached to a complaint: its id in the photo store (the bytes live under the data directory)."""
+
+    __tablename__ = "complaint_photos"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    complaint_id: Mapped[int] = mapped_column(ForeignKey("complaints.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    photo_id: Mapped[str] = mapped_column(String(64))
+    media_type: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(Integer)
+
+
+class ComplaintMessageRow(Base):
+    """Words exchanged on a complaint: an officer's reply or resolution (shown to the citizen), the
+    citizen's reason for reopening."""
+
+    __tablename__ = "complaint_messages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    complaint_id: Mapped[int] = mapped_column(ForeignKey("complaints.id", ondelete="CASCADE"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    author: Mapped[str] = mapped_column(String(16))  # officer, citizen
+    kind: Mapped[str] = mapped_column(String(16))  # reply, resolution, reopen, close
+    agency_code: Mapped[Optional[str]] = mapped_column(String(6))
+    actor: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+
+
+class ComplaintRouteRow(Base):
+    """Every routing decision with its reason: filing, transfers, escalations.
+
+    `breach` names the deadline an escalation answered (`acknowledge:<due>` or `resolve:<due>`);
+    unique per complaint, so a deadline is escalated once however often (or wherever) the
+    escalation runs. NULL for filings and transfers."""
+
+    __tablename__ = "complaint_routes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    complaint_id: Mapped[int] = mapped_column(ForeignKey("complaints.id", ondelete="CASCADE"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    kind: Mapped[str] = mapped_column(String(16))  # filed, transfer, escalation
+    from_agency: Mapped[Optional[str]] = mapped_column(String(6))
+    to_agency: Mapped[str] = mapped_column(String(6))
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(64))
+    breach: Mapped[Optional[str]] = mapped_column(String(64))
+
+    __table_args__ = (UniqueConstraint("complaint_id", "breach", name="uq_complaint_routes_breach"),)
+
+
+class ComplaintLinkRow(Base):
+    """A chat identity (keyed hash) that proved the complaint's verification digits: it may see the status."""
+
+    __tablename__ = "complaint_links"
+    identity_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    complaint_id: Mapped[int] = mapped_column(
+        ForeignKey("complaints.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    linked_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class WebhookSubscriptionRow(Base):
+    """An agency's system that receives its complaints' events, signed with `secret_sealed` (sealed)."""
+
+    __tablename__ = "webhook_subscriptions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agency_code: Mapped[str] = mapped_column(String(6), index=True)
+    url: Mapped[str] = mapped_column(String(500))
+    secret_sealed: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[Optional[dt.datetime]] = mapped_column(UtcDateTime)
+
+
+class WebhookDeliveryRow(Base):
+    """One event to POST to one subscription, at most once per `key` (its Idempotency-Key).
+
+    The working columns are bot.delivery.queue's: `identity` is the lane ("webhook:<subscription
+    id>"), so one receiver gets its events one at a time, in order. `failed` is the dead letter,
+    requeued by a resend (which restarts `queued_at`, the age the retry policy gives up on)."""
+
+    __tablename__ = "webhook_deliveries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    identity: Mapped[str] = mapped_column(String(200))
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"), index=True)
+    agency_code: Mapped[str] = mapped_column(String(6))
+    event: Mapped[str] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(10))  # pending, sent, failed, cancelled
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    lease_owner: Mapped[Optional[str]] = mapped_column(String(64))
+    lease_until: Mapped[Optional[dt.datetime]] = mapped_column(UtcDateTime)
+    last_error: Mapped[Optional[str]] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    queued_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    sent_at: Mapped[Optional[dt.datetime]] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index("ix_webhook_deliveries_queue", "state", "identity", "id"),
+        Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+        Index("ix_webhook_deliveries_agency", "agency_code", "state", "id"),
+    )
