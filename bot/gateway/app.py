@@ -12,7 +12,7 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
-import httpx
+import aiohttp
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -31,7 +31,6 @@ from bot.gateway.limits import RateLimiter
 from bot.gateway.state import open_state
 from bot.settings import Settings
 
-RASA_TIMEOUT_SECONDS = 30.0
 INVALID = "ข้อความไม่ถูกต้อง กรุณาพิมพ์คำถามเป็นข้อความแล้วส่งใหม่"
 
 
@@ -61,8 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings.database)
         app.state.registry = Registry(engine, settings.verification_secret, lambda: live.current().catalog)
         state = open_state(settings.redis_url)
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
-        async with httpx.AsyncClient(timeout=RASA_TIMEOUT_SECONDS, limits=limits) as client:
+        connector = aiohttp.TCPConnector(limit=200, limit_per_host=200, keepalive_timeout=30)
+        async with aiohttp.ClientSession(connector=connector) as client:
             app.state.limiter = RateLimiter(state)
             app.state.conversation = Conversation(
                 settings.rasa_url,

@@ -19,6 +19,7 @@ import json
 import random
 import time
 
+import aiohttp
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -90,7 +91,7 @@ class Harness:
 
     async def __aenter__(self) -> "Harness":
         s = self.stack.settings
-        self.rasa_client = httpx.AsyncClient(timeout=60)
+        self.rasa_client = aiohttp.ClientSession()
         self.conversation = Conversation(
             s.rasa_url, self.rasa_client, MemoryState(), actions_url=s.actions_url, token=s.rasa_token,
             rate_limit=1000, verification_secret=s.verification_secret,
@@ -104,7 +105,7 @@ class Harness:
     async def __aexit__(self, *exc: object) -> None:
         await self.http.aclose()
         await self.channel.close()
-        await self.rasa_client.aclose()
+        await self.rasa_client.close()
 
     def citizen(self) -> Citizen:
         return Citizen(self)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import aiohttp
 import httpx
 import jinja2
 import pytest
@@ -24,6 +25,7 @@ from bot.gateway.conversation import (
 )
 from bot.gateway.limits import RateLimiter
 from bot.gateway.state import MemoryState, RedisState
+from tests.fakes.http_server import serve
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 OFFERED = '/ask_fee{"service": "passport"}'
@@ -58,8 +60,8 @@ def rasa() -> FakeRasa:
 
 @pytest.fixture
 async def conversation(rasa: FakeRasa):
-    async with httpx.AsyncClient(transport=httpx.MockTransport(rasa)) as client:
-        yield Conversation("http://rasa", client, MemoryState(), actions_url="http://actions", rate_limit=5)
+    async with serve(rasa) as url, aiohttp.ClientSession() as client:
+        yield Conversation(url, client, MemoryState(), actions_url=url, rate_limit=5)
 
 
 def identity() -> str:
@@ -178,11 +180,11 @@ async def test_rate_limits_are_shared_through_redis():
 
 async def test_offered_buttons_are_shared_through_redis(rasa):
     me = identity()
-    async with httpx.AsyncClient(transport=httpx.MockTransport(rasa)) as client:
+    async with serve(rasa) as url, aiohttp.ClientSession() as client:
         state_a, state_b = RedisState(REDIS_URL), RedisState(REDIS_URL)
         try:
-            await Conversation("http://rasa", client, state_a).handle(me, "ทำพาสปอร์ต")
-            await Conversation("http://rasa", client, state_b).handle(me, OFFERED)
+            await Conversation(url, client, state_a).handle(me, "ทำพาสปอร์ต")
+            await Conversation(url, client, state_b).handle(me, OFFERED)
         finally:
             await state_a.close()
             await state_b.close()
@@ -244,8 +246,8 @@ async def test_the_verification_digits_never_reach_rasa(rasa):
     number = "DLT-2569-000001"
     rasa.replies = [{"text": "กรุณาพิมพ์เลข 4 ตัวท้าย"}, {"custom": {"expects": EXPECTS_CODE, "tracking_number": number}}]
     me = identity()
-    async with httpx.AsyncClient(transport=httpx.MockTransport(rasa)) as client:
-        conversation = Conversation("http://rasa", client, MemoryState(), verification_secret="s3cret")
+    async with serve(rasa) as url, aiohttp.ClientSession() as client:
+        conversation = Conversation(url, client, MemoryState(), verification_secret="s3cret")
         turn = await conversation.handle(me, f"สถานะ {number}")
         assert [r.text for r in turn.replies] == ["กรุณาพิมพ์เลข 4 ตัวท้าย"], "control messages are not shown"
         rasa.replies = [{"text": "ok"}]

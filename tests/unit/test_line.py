@@ -15,6 +15,7 @@ import unicodedata
 from typing import Callable, Iterator
 from unittest.mock import ANY
 
+import aiohttp
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -472,7 +473,7 @@ async def test_a_quick_reply_button_sends_its_payload(rig):
 
 async def test_a_five_thousand_character_message_gets_the_pipelines_explanation(fake):
     fake.reset()
-    async with httpx.AsyncClient() as client:
+    async with aiohttp.ClientSession() as client:
         # The real pipeline refuses long messages before asking Rasa (here: nothing listening).
         conversation = Conversation("http://127.0.0.1:9", client, MemoryState())
         channel = line.LineChannel(CHANNEL_SECRET, ACCESS_TOKEN, fake.url)

@@ -13,6 +13,7 @@ import json
 import logging
 import unicodedata
 
+import aiohttp
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -24,6 +25,7 @@ from bot.gateway.channels import telegram_messages as tm
 from bot.gateway.conversation import MORE_PAYLOAD, MORE_TITLE, TOO_LONG, UNAVAILABLE, Conversation
 from bot.gateway.state import MemoryState
 from bot.settings import Settings
+from tests.fakes.http_server import serve
 from tests.fakes.telegram_api import (
     FakeTelegramAPI,
     blocked_update,
@@ -145,8 +147,8 @@ def rasa() -> ScriptedRasa:
 
 @pytest.fixture
 async def conversation(rasa: ScriptedRasa):
-    async with httpx.AsyncClient(transport=httpx.MockTransport(rasa), base_url="http://rasa") as client:
-        yield Conversation("http://rasa", client, MemoryState(), actions_url="http://actions", rate_limit=1000)
+    async with serve(rasa) as url, aiohttp.ClientSession() as client:
+        yield Conversation(url, client, MemoryState(), actions_url=url, rate_limit=1000)
 
 
 @pytest.fixture
