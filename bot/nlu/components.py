@@ -4,11 +4,14 @@
 - `ServiceEntityExtractor`: the `service` entity from the catalog's aliases (the catalog is
   read at training time and its alias table is stored in the model, so a model is
   self-contained; `make train` retrains when the catalog changes).
+- `AgencyEntityExtractor`: the `agency` entity (value the agency `code`: ขนส่ง -> DLT) from the
+  catalog's agency aliases, whole words only (`bot.catalog.agency_matching`), never inside a
+  service's name (ตำรวจ in ใบผ่านตำรวจ: naming the service already names its agency).
 - `TrackingNumberExtractor`: the `tracking_number` entity in canonical form.
 - `EntityMentionMasker`: replaces the tokens of those entities with one placeholder token,
   so the intent classifier learns "what is asked" from the words around the service name
   instead of from the service name itself ("เช็คประวัติอาชญากรรม" is not a status check).
-  It reuses the mentions the extractor found for the message: the matcher runs once.
+  It reuses the mentions the extractors found for the message: each matcher runs once.
 
 The features and the intent classifier are in `bot.nlu.featurizers` (`ThaiWordFeaturizer`:
 whole-word and in-word character n-grams) and `bot.nlu.classifiers` (`LinearSVMClassifier`).
@@ -34,12 +37,14 @@ from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from bot.catalog.agency_matching import AgencyMatcher, AgencyMention
 from bot.catalog.loader import load_catalog
 from bot.catalog.matching import ServiceMatcher, ServiceMention
 from bot.text import normalize
 from bot.tracking import find_tracking_numbers
 
 SERVICE_ENTITY = "service"
+AGENCY_ENTITY = "agency"
 TRACKING_ENTITY = "tracking_number"
 
 
@@ -115,9 +120,10 @@ def _append_entities(extractor: EntityExtractorMixin, message: Message, found: l
 
 
 class _CatalogTermsComponent(GraphComponent):
-    """Reads the catalog's aliases at training time and keeps them in the model."""
+    """Reads the catalog's service and agency aliases at training time and keeps them in the model."""
 
     FILE_NAME = "service_terms.json"
+    AGENCY_FILE_NAME = "agency_terms.json"
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
@@ -129,11 +135,13 @@ class _CatalogTermsComponent(GraphComponent):
         model_storage: ModelStorage,
         resource: Resource,
         matcher: ServiceMatcher | None = None,
+        agency_matcher: AgencyMatcher | None = None,
     ) -> None:
         self._config = config
         self._model_storage = model_storage
         self._resource = resource
         self._matcher = matcher
+        self._agency_matcher = agency_matcher
 
     @classmethod
     def create(
@@ -152,9 +160,14 @@ class _CatalogTermsComponent(GraphComponent):
         return f"{load_catalog(directory).fingerprint}-{code_fingerprint()}"
 
     def train(self, training_data: TrainingData) -> Resource:
-        self._matcher = ServiceMatcher.from_catalog(load_catalog(self._config["catalog_dir"]))
+        catalog = load_catalog(self._config["catalog_dir"])
+        self._matcher = ServiceMatcher.from_catalog(catalog)
+        self._agency_matcher = AgencyMatcher.from_catalog(catalog)
         with self._model_storage.write_to(self._resource) as path:
             rasa.shared.utils.io.dump_obj_as_json_to_file(path / self.FILE_NAME, self._matcher.to_dict())
+            rasa.shared.utils.io.dump_obj_as_json_to_file(
+                path / self.AGENCY_FILE_NAME, self._agency_matcher.to_dict()
+            )
         return self._resource
 
     @classmethod
@@ -168,13 +181,20 @@ class _CatalogTermsComponent(GraphComponent):
     ) -> "_CatalogTermsComponent":
         with model_storage.read_from(resource) as path:
             terms = rasa.shared.utils.io.read_json_file(path / cls.FILE_NAME)
-        return cls(config, model_storage, resource, ServiceMatcher.from_dict(terms))
+            agencies = rasa.shared.utils.io.read_json_file(path / cls.AGENCY_FILE_NAME)
+        return cls(config, model_storage, resource, ServiceMatcher.from_dict(terms), AgencyMatcher.from_dict(agencies))
 
     @property
     def matcher(self) -> ServiceMatcher:
         if self._matcher is None:
             raise RuntimeError(f"{type(self).__name__} used before training")
         return self._matcher
+
+    @property
+    def agency_matcher(self) -> AgencyMatcher:
+        if self._agency_matcher is None:
+            raise RuntimeError(f"{type(self).__name__} used before training")
+        return self._agency_matcher
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR, is_trainable=True)
@@ -222,6 +242,44 @@ def resolve_service_mentions(matcher: ServiceMatcher, message: Message) -> tuple
     return mentions
 
 
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR, is_trainable=True)
+class AgencyEntityExtractor(_CatalogTermsComponent, EntityExtractorMixin):
+    """Emits `agency` entities whose value is the agency `code` (ขนส่ง -> DLT, อำเภอ -> DOPA).
+
+    An agency word inside a service's name is not emitted (the service names its agency); one
+    beside it is ("ต่อภาษีรถที่ขนส่ง": the service and DLT), and the actions decide.
+    """
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        for message in messages:
+            mentions = resolve_agency_mentions(self.matcher, self.agency_matcher, message)
+            found = [
+                {"entity": AGENCY_ENTITY, "start": m.start, "end": m.end, "value": m.code, "confidence_entity": 1.0}
+                for m in mentions
+            ]
+            _append_entities(self, message, found)
+        return messages
+
+
+# Where the agency extractor leaves its mentions for the masker (not part of the output).
+AGENCY_MENTIONS = "agency_mentions"
+
+
+def resolve_agency_mentions(
+    services: ServiceMatcher, agencies: AgencyMatcher, message: Message
+) -> tuple[AgencyMention, ...]:
+    """The agency mentions of the message's text, outside its service mentions; once per message
+    (stored for the masker, like `resolve_service_mentions`)."""
+    text = message.get(TEXT) or ""
+    stored = message.get(AGENCY_MENTIONS)
+    if stored and stored.get("text") == text:
+        return tuple(AgencyMention(*m) for m in stored["mentions"])
+    exclude = [(m.start, m.end) for m in resolve_service_mentions(services, message)]
+    mentions = agencies.resolve(text, exclude) if text else ()
+    message.set(AGENCY_MENTIONS, {"text": text, "mentions": [[m.code, m.start, m.end] for m in mentions]})
+    return mentions
+
+
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR, is_trainable=False)
 class TrackingNumberExtractor(GraphComponent, EntityExtractorMixin):
     """Emits `tracking_number` entities normalised to CODE-YYYY-NNNNNN."""
@@ -252,15 +310,20 @@ class TrackingNumberExtractor(GraphComponent, EntityExtractorMixin):
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=True)
 class EntityMentionMasker(_CatalogTermsComponent):
-    """Masks service names and tracking numbers in the tokens before featurization.
+    """Masks service names, agency names and tracking numbers in the tokens before featurization.
 
     It uses the matcher's mentions, not the annotated entities, so training examples and
     live messages are masked identically (annotated spans in the training data are often
-    longer or shorter than what the matcher finds): on a live message those the extractor
-    found (`resolve_service_mentions`: the matcher runs once per message), on training data
-    its own, from the same matcher. Registered as a featurizer so Rasa runs it on the
+    longer or shorter than what the matcher finds): on a live message those the extractors
+    found (`resolve_service_mentions`, `resolve_agency_mentions`: each matcher runs once per
+    message), on training data its own, from the same matchers. Registered as a featurizer so Rasa runs it on the
     training data too; place it after the extractor and before the featurizers.
     """
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        # mask_agencies: agency names (ขนส่ง, อำเภอ) become `__agency__` too.
+        return {"catalog_dir": "sla_catalog", "mask_agencies": True}
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
         self.process(training_data.training_examples)
@@ -273,6 +336,11 @@ class EntityMentionMasker(_CatalogTermsComponent):
             if not tokens or not text:
                 continue
             spans = [(m.start, m.end, SERVICE_ENTITY) for m in resolve_service_mentions(self.matcher, message)]
+            if self._config.get("mask_agencies", True):
+                spans += [
+                    (m.start, m.end, AGENCY_ENTITY)
+                    for m in resolve_agency_mentions(self.matcher, self.agency_matcher, message)
+                ]
             spans += [(m.start, m.end, TRACKING_ENTITY) for m in find_tracking_numbers(text)]
             if spans:
                 message.set(TOKENS_NAMES[TEXT], mask_tokens(tokens, spans))
