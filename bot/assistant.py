@@ -109,6 +109,7 @@ class Assistant:
                 attempt(file, f"answer to {intent}", answers.answer, sid, intent, now=now)
             attempt(file, "human contact", answers.human_contact, sid)
             attempt(file, "complaint channels", answers.complaint_channels, sid)
+            attempt(file, "complaint channels (misconduct)", answers.complaint_channels, sid, misconduct=True)
             attempt(file, "request status", answers.request_status, *self._sample_request(sid, now))
             attempt(file, "status lookup prompt", answers.status_ask_number, [("XX-2569-000001", sid)])
         attempt("agencies.yml", "status lookup prompt", answers.status_ask_number, [])
@@ -123,6 +124,11 @@ class Assistant:
         attempt("agencies.yml", "out of scope", answers.out_of_scope)
         attempt("agencies.yml", "human contact", answers.human_contact, None)
         attempt("agencies.yml", "complaint channels", answers.complaint_channels, None)
+        for code in self.catalog.agencies:
+            attempt("agencies.yml", f"{code} human contact", answers.human_contact, None, code)
+            attempt("agencies.yml", f"{code} complaint channels", answers.complaint_channels, None, code)
+            attempt("agencies.yml", f"{code} complaint channels (misconduct)", answers.complaint_channels, None, code,
+                    misconduct=True)
         attempt("agencies.yml", "choice of service", answers.choose_service, "ask_fee", [])
         return problems
 

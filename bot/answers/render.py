@@ -285,21 +285,49 @@ class AnswerRenderer:
         """A question outside government services: what the bot does instead, and 1111."""
         return Reply(self._render("out_of_scope", hotline=self.catalog.central), [HELP_BUTTON])
 
-    def human_contact(self, service_id: str | None) -> Reply:
-        """How to reach an officer of the service's agency, and the 1111 hotline."""
-        return self._agency_reply("human", service_id)
+    def human_contact(self, service_id: str | None, agency_code: str | None = None) -> Reply:
+        """How to reach an officer of the service's agency (and of the agency named, when it is
+        another), and the 1111 hotline."""
+        return self._agency_reply("human", service_id, agency_code)
 
-    def complaint_channels(self, service_id: str | None) -> Reply:
-        """Where to complain: the service's channels, its agency's, and 1111."""
-        return self._agency_reply("complaint", service_id)
+    def complaint_channels(
+        self, service_id: str | None, agency_code: str | None = None, *, misconduct: bool = False
+    ) -> Reply:
+        """Where to complain: the service's channels and its agency's, the named agency's, for a
+        report of bribery or corruption (`misconduct`) also the agency's misconduct channel
+        (ป.ป.ท.), and 1111."""
+        return self._agency_reply("complaint", service_id, agency_code, misconduct=misconduct)
 
-    def _agency_reply(self, template: str, service_id: str | None) -> Reply:
+    def _agency_reply(
+        self, template: str, service_id: str | None, agency_code: str | None = None, *, misconduct: bool = False
+    ) -> Reply:
         service = self.catalog.service(service_id) if service_id else None
+        agency = self.catalog.agency_of(service) if service else None
+        named = self.catalog.agency(agency_code) if agency_code else None
+        if agency is None:
+            agency, named = named, None
+        elif named is not None and named.code == agency.code:
+            named = None
+        shown = [a for a in (agency, named) if a is not None]
+        watchdog = None
+        if misconduct:
+            about = named or agency or self.catalog.central
+            code = about.misconduct_channel or self.catalog.central.misconduct_channel
+            watchdog = self.catalog.agency(code) if code else None
+            if watchdog is not None and watchdog.code in {a.code for a in shown}:
+                watchdog = None
+        # The agencies' lines name their sources; a service's own lines are covered by its provenance.
+        cited = ([] if service else [agency]) + [named, watchdog]
+        by_id = {s.id: s for s in self.catalog.agency_sources}
+        agency_sources = list(dict.fromkeys(by_id[a.source] for a in cited if a and a.source in by_id))
         return Reply(
             self._render(
                 template,
                 service=service,
-                agency=self.catalog.agency_of(service) if service else None,
+                agency=agency,
+                also=named,
+                misconduct=watchdog,
+                agency_sources=agency_sources,
                 hotline=self.catalog.central,
                 provenance=provenance(service, "complaint") if service else None,
             )
