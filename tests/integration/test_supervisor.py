@@ -14,7 +14,9 @@ from bot.gateway.conversation import UNAVAILABLE
 from bot.runtime.stack import Stack
 
 RESTART_TIMEOUT_SECONDS = 60.0
-PATCHES_LINE = "installed Rasa patches: compiled_action_validator, sqlite_tracker_store, kept_endpoint_sessions"
+PATCHES_LINE = (
+    "installed Rasa patches: compiled_action_validator, sqlite_tracker_store, kept_endpoint_sessions, cached_event_types"
+)
 
 
 def _status(client: httpx.Client, url: str) -> int | None:

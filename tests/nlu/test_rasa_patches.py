@@ -9,11 +9,14 @@ import pytest
 from jsonschema import ValidationError
 from rasa.core import tracker_store
 from rasa.core.actions.action import RemoteAction
+from rasa.shared.core.events import Event
+from rasa.shared.utils.common import all_subclasses
 from rasa.utils.endpoints import EndpointConfig
 
 from bot.runtime import rasa_patches
 
 ORIGINAL = RemoteAction._validate_action_result
+ORIGINAL_RESOLVE = Event.resolve_by_type
 ACTION = RemoteAction("action_answer_service", EndpointConfig("http://127.0.0.1:1/webhook"))
 
 VALID = [
@@ -57,12 +60,47 @@ def test_install_replaces_each_patched_function_once(monkeypatch):
     monkeypatch.setattr(RemoteAction, "_validate_action_result", ORIGINAL)
     monkeypatch.setattr(tracker_store, "create_engine_kwargs", tracker_store.create_engine_kwargs)
     monkeypatch.setattr(EndpointConfig, "session", EndpointConfig.session)
+    monkeypatch.setattr(Event, "resolve_by_type", staticmethod(ORIGINAL_RESOLVE))
     installed = rasa_patches.install()
-    assert installed == ["compiled_action_validator", "sqlite_tracker_store", "kept_endpoint_sessions"]
-    patched = (RemoteAction._validate_action_result, tracker_store.create_engine_kwargs, EndpointConfig.session)
+    assert installed == [
+        "compiled_action_validator", "sqlite_tracker_store", "kept_endpoint_sessions", "cached_event_types"
+    ]
+
+    def current() -> tuple:
+        return (
+            RemoteAction._validate_action_result, tracker_store.create_engine_kwargs, EndpointConfig.session,
+            Event.resolve_by_type,
+        )
+
+    patched = current()
     assert all(getattr(p, rasa_patches.PATCHED_MARK) for p in patched)
     rasa_patches.install()
-    assert (RemoteAction._validate_action_result, tracker_store.create_engine_kwargs, EndpointConfig.session) == patched
+    assert current() == patched
+
+
+def test_event_types_resolve_as_rasa_resolves_them():
+    # If Rasa changes its lookup, the patch must be reviewed (and maybe dropped).
+    assert "all_subclasses(Event)" in inspect.getsource(ORIGINAL_RESOLVE)
+    resolve = rasa_patches.cached_event_types(ORIGINAL_RESOLVE).__func__
+    names = {cls.type_name for cls in all_subclasses(Event)}
+    assert len(names) > 20
+    for name in names:
+        assert resolve(name) is ORIGINAL_RESOLVE(name), name
+    assert resolve("topic") is None
+    assert resolve("no_such_event", Event) is Event
+    with pytest.raises(ValueError, match="Unknown event name 'no_such_event'"):
+        resolve("no_such_event")
+
+    class LateEvent(Event):  # an event class defined after the lookup was built
+        type_name = "sla_bot_late_event"
+
+        def __eq__(self, other: object) -> bool:
+            return self is other
+
+        def as_story_string(self) -> None:
+            return None
+
+    assert resolve("sla_bot_late_event") is LateEvent
 
 
 def test_sqlite_tracker_store_is_pooled_in_wal_mode(tmp_path, monkeypatch):
