@@ -437,12 +437,17 @@ async def test_a_later_message_to_an_identity_waits_for_the_earlier_one(engine):
 async def test_a_claim_that_waited_for_the_write_lock_is_not_born_expired(engine):  # noqa: F811
     await DurableInbox(engine).accept(event("line:U1", "ev-1", "หนึ่ง"))
     table = LeasedTable(engine, INBOX, lease=dt.timedelta(seconds=0.3), owner="slow-replica")
-    with transaction(writer(engine)) as other:  # another replica holds the write lock for longer than a lease
+
+    def claim() -> tuple[list, dt.datetime]:
+        return table.claim(1, utc), utc()
+
+    # Another replica holds SQLite's write lock for longer than a lease (PostgreSQL does not block).
+    with transaction(writer(engine)) as other:
         other.execute(sa.update(INBOX).where(INBOX.c.event_id == "nothing").values(text=""))
-        claiming = asyncio.create_task(asyncio.to_thread(table.claim, 1, utc))
+        claiming = asyncio.create_task(asyncio.to_thread(claim))
         await asyncio.sleep(0.5)
-    [row] = await claiming
-    assert row["lease_until"] > utc()
+    [row], claimed_at = await claiming
+    assert row["lease_until"] > claimed_at
 
 
 async def test_two_senders_racing_deliver_each_key_once(engine, database_url):  # noqa: F811
