@@ -5,7 +5,8 @@ removed: before each save Rasa re-queried and counted the session's stored event
 new ones (a third of the time it spent saving). Trackers it retrieved remember how many events
 were stored, so a save only inserts what was added since. Rasa's lock store gives one process
 at a time a conversation, so nothing else writes between that retrieve and that save; a tracker
-that was not retrieved here (a new conversation) falls back to Rasa's count.
+created here (`init_tracker`, called by `create_tracker` only after `retrieve` found no event
+of the current session) has none stored.
 Loaded by the Rasa server, in the Rasa environment.
 """
 
@@ -25,6 +26,11 @@ class SessionTrackerStore(SQLTrackerStore):
         tracker = await super().retrieve(sender_id)
         if tracker is not None:
             setattr(tracker, STORED, len(tracker.events))
+        return tracker
+
+    def init_tracker(self, sender_id: Text) -> DialogueStateTracker:
+        tracker = super().init_tracker(sender_id)
+        setattr(tracker, STORED, 0)
         return tracker
 
     def _additional_events(self, session: Any, tracker: DialogueStateTracker) -> Iterator:

@@ -1,0 +1,43 @@
+"""The tracker store saves exactly the events added since it loaded or created a conversation."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, SessionStarted, UserUttered
+
+from bot.runtime import rasa_patches
+from bot.runtime.tracker_store import SessionTrackerStore
+
+DOMAIN = Domain.from_yaml("version: '3.1'\nintents: [greet]\n")
+
+
+def _stored(store: SessionTrackerStore, sender: str) -> list[str]:
+    with store.session_scope() as session:
+        return [row.type_name for row in session.query(store.SQLEvent).filter_by(sender_id=sender).order_by("id")]
+
+
+def test_new_and_loaded_conversations_store_each_event_once(tmp_path: Path):
+    rasa_patches.install()
+    store = SessionTrackerStore(DOMAIN, dialect="sqlite", db=str(tmp_path / "t.db"))
+
+    async def scenario() -> None:
+        tracker = await store.get_or_create_tracker("web:a")  # new: created, saved with its first event
+        assert _stored(store, "web:a") == ["action"]
+        tracker.update(UserUttered("สวัสดี", {"name": "greet"}))
+        await store.save(tracker)
+        loaded = await store.retrieve("web:a")
+        assert loaded is not None and len(loaded.events) == 2
+        loaded.update(ActionExecuted("utter_greet"))
+        loaded.update(ActionExecuted("action_listen"))
+        await store.save(loaded)
+        await store.save(loaded)  # saving again adds nothing
+        assert _stored(store, "web:a") == ["action", "user", "action", "action"]
+        loaded.update(SessionStarted())  # a new session: only it is loaded from now on
+        loaded.update(ActionExecuted("action_listen"))
+        await store.save(loaded)
+        assert [e.type_name for e in (await store.retrieve("web:a")).events] == ["session_started", "action"]
+
+    asyncio.run(scenario())
