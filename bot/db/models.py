@@ -5,7 +5,8 @@ compare and sort them the same way; they come back as aware datetimes in Bangkok
 Verification digits and failed-lookup subjects are only ever stored as keyed hashes (see
 bot.casework.verification); API keys only as SHA-256 hashes. A linked chat identity is found by
 its keyed hash; a LINE or Telegram identity is also kept in clear beside it, only so notices can
-be pushed to it (IdentityLinkRow).
+be pushed to it (IdentityLinkRow). A complaint reporter's phone number is stored only sealed
+(encrypted and authenticated, bot.complaints.contact) until its retention date; webhook secrets too.
 """
 
 from __future__ import annotations
