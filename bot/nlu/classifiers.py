@@ -22,7 +22,7 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers import LABEL_RANKING_LENGTH
 from rasa.nlu.classifiers.classifier import IntentClassifier
 from rasa.nlu.featurizers.featurizer import Featurizer
-from rasa.shared.nlu.constants import INTENT, TEXT
+from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, INTENT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
@@ -32,20 +32,35 @@ logger = logging.getLogger(__name__)
 
 
 def sentence_matrix(messages: List[Message]) -> scipy.sparse.csr_matrix:
-    """The messages' sparse and dense sentence features, one row per message."""
-    rows = []
+    """The messages' sentence features, one row per message: the sparse ones side by side in the
+    order the featurizers added them, then the dense ones (what `Message.get_sparse_features`
+    and `get_dense_features` combine). Built directly as one CSR matrix: Rasa's combination
+    also combines every token's sequence features, and stacks with `scipy.sparse.bmat`, about a
+    millisecond per message spent on features this classifier never reads."""
+    rows: list[tuple[int, np.ndarray, np.ndarray]] = []
     for message in messages:
-        sparse = message.get_sparse_features(TEXT)[1]
-        dense = message.get_dense_features(TEXT)[1]
-        parts = []
-        if sparse is not None:
-            parts.append(scipy.sparse.csr_matrix(sparse.features))
-        if dense is not None:
-            parts.append(scipy.sparse.csr_matrix(dense.features))
-        rows.append(scipy.sparse.hstack(parts) if parts else scipy.sparse.csr_matrix((1, 0)))
-    width = max((r.shape[1] for r in rows), default=0)
-    rows = [r if r.shape[1] == width else scipy.sparse.csr_matrix((1, width)) for r in rows]
-    return scipy.sparse.vstack(rows, format="csr") if rows else scipy.sparse.csr_matrix((0, 0))
+        sentence = [f for f in message.features if f.attribute == TEXT and f.type == FEATURE_TYPE_SENTENCE]
+        width, data, indices = 0, [], []
+        for features in [f for f in sentence if f.is_sparse()] + [f for f in sentence if f.is_dense()]:
+            matrix = features.features
+            if scipy.sparse.issparse(matrix):
+                row = scipy.sparse.csr_matrix(matrix)
+                values, columns = row.data, row.indices
+            else:
+                dense = np.asarray(matrix, dtype=np.float64).ravel()
+                columns = np.flatnonzero(dense)
+                values = dense[columns]
+            data.append(np.asarray(values, dtype=np.float64))
+            indices.append(np.asarray(columns, dtype=np.int64) + width)
+            width += matrix.shape[-1]
+        rows.append((width, np.concatenate(data) if data else np.zeros(0), np.concatenate(indices) if indices else
+                     np.zeros(0, dtype=np.int64)))
+    width = max((w for w, _, _ in rows), default=0)
+    rows = [(w, d, i) if w == width else (width, np.zeros(0), np.zeros(0, dtype=np.int64)) for w, d, i in rows]
+    indptr = np.concatenate([[0], np.cumsum([len(d) for _, d, _ in rows], dtype=np.int64)]).astype(np.int64)
+    data = np.concatenate([d for _, d, _ in rows]) if rows else np.zeros(0)
+    indices = np.concatenate([i for _, _, i in rows]) if rows else np.zeros(0, dtype=np.int64)
+    return scipy.sparse.csr_matrix((data, indices, indptr), shape=(len(rows), width))
 
 
 class CalibratedLinearModel:
