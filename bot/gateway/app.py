@@ -21,6 +21,8 @@ from starlette.exceptions import HTTPException
 
 from bot.assistant import LiveAssistant
 from bot.casework.registry import Registry
+from bot.complaints import Desk, PhotoStore
+from bot.complaints.service import ComplaintService
 from bot.db import make_engine
 from bot.delivery import Delivery
 from bot.delivery.types import InboundEvent
@@ -77,12 +79,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 delivery.register(channel)
             await delivery.start()
             app.state.delivery = delivery
+            desk = Desk(
+                engine, settings.verification_secret, lambda: live.current().catalog,
+                photos=PhotoStore(settings.data_dir / "photos"), outbox=delivery.outbox,
+                can_push=delivery.notifier.can_push,
+            )
+            app.state.complaints = ComplaintService(desk)
+            await app.state.complaints.start()
             for channel in channels:
                 if isinstance(channel, telegram.TelegramChannel):
                     await channel.start(delivery.inbox)  # polling mode polls; webhook mode checks
             try:
                 yield
             finally:
+                await app.state.complaints.stop()
                 await delivery.stop()
                 for channel in channels:
                     await channel.close()

@@ -59,6 +59,7 @@ from bot.complaints import (
     verify,
 )
 from bot.complaints.contact import Sealer, normalize_phone
+from bot.complaints.service import ComplaintService
 from bot.complaints.webhooks import WebhookSender, signature, verify_signature
 from bot.db import migrate, transaction, writer
 from bot.db.migrations import alembic_config
@@ -444,6 +445,21 @@ def test_a_misconduct_report_never_gives_the_accused_agency_the_reporters_contac
 
 
 # -- escalation ---------------------------------------------------------------------------------------
+
+
+async def test_the_gateways_deadline_watch_escalates_on_its_own(desk, clock):  # noqa: F811
+    number = _file(desk, service_id="id_card").tracking_number
+    clock.now = bangkok(2026, 6, 16, 17, 0)  # past the acknowledge-by deadline
+    service = ComplaintService(desk, interval=dt.timedelta(seconds=0.05))
+    await service.start()
+    try:
+        for _ in range(100):
+            if case_for_officer(desk, number, CENTRAL).complaint.agency_code == "DOPA":
+                break
+            await asyncio.sleep(0.05)
+        assert case_for_officer(desk, number, CENTRAL).complaint.agency_code == "DOPA"
+    finally:
+        await service.stop()
 
 
 def test_escalation_moves_up_once_per_missed_deadline(desk, engine, clock):  # noqa: F811
