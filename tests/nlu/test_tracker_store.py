@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, SessionStarted, UserUttered
 
@@ -39,5 +40,12 @@ def test_new_and_loaded_conversations_store_each_event_once(tmp_path: Path):
         loaded.update(ActionExecuted("action_listen"))
         await store.save(loaded)
         assert [e.type_name for e in (await store.retrieve("web:a")).events] == ["session_started", "action"]
+        # Rasa's own store reads what this one wrote, row for row.
+        rasa = SQLTrackerStore(DOMAIN, dialect="sqlite", db=str(tmp_path / "t.db"))
+        full = await rasa.retrieve_full_tracker("web:a")
+        assert [e.as_dict() for e in full.events] == [e.as_dict() for e in loaded.events]
+        with rasa.session_scope() as session:
+            greeting = session.query(rasa.SQLEvent).filter_by(sender_id="web:a", type_name="user").one()
+            assert (greeting.intent_name, greeting.action_name) == ("greet", None)
 
     asyncio.run(scenario())
