@@ -440,3 +440,39 @@ class WebhookDeliveryRow(Base):
         Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
         Index("ix_webhook_deliveries_agency", "agency_code", "state", "id"),
     )
+
+
+# -- the agency portal (bot.gateway.portal): officers' accounts and their sessions -----------------
+
+
+class PortalOfficerRow(Base):
+    """An officer who logs in to the portal: of one agency (`officer`), or of every one (`central`).
+
+    `password_hash` is an argon2id hash (bot.gateway.portal.accounts); a `disabled` officer cannot
+    log in and their open sessions stop working at the next request."""
+
+    __tablename__ = "portal_officers"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    agency_code: Mapped[str] = mapped_column(String(6))
+    role: Mapped[str] = mapped_column(String(16))  # officer, central
+    password_hash: Mapped[str] = mapped_column(String(200))
+    disabled: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    last_login_at: Mapped[Optional[dt.datetime]] = mapped_column(UtcDateTime)
+
+
+class PortalSessionRow(Base):
+    """A logged-in portal session, found by the SHA-256 of its cookie's token (never the token).
+
+    Valid until `expires_at` (absolute) and while used within the idle limit of `last_seen_at`;
+    logging out sets `revoked_at`."""
+
+    __tablename__ = "portal_sessions"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    officer_id: Mapped[int] = mapped_column(ForeignKey("portal_officers.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[Optional[dt.datetime]] = mapped_column(UtcDateTime)
