@@ -51,7 +51,7 @@ MAX_PLACE = 200
 MAX_REASON = 1000
 MAX_KEY = 128
 MAX_IDENTITY = 200
-CHANNELS = ("web", "line", "telegram")
+CHANNELS = ("web", "line", "telegram", "open311")  # open311:<AGENCY>: filed by an agency's system (Open311 POST)
 CITIZEN = "citizen"  # the audit trail's actor for what the reporter does (never their identity)
 PUSHABLE = ("line", "telegram")
 
@@ -294,10 +294,10 @@ def identity_hash(desk: Desk, identity: str) -> str:
 
 def check_identity(identity: str) -> str:
     if not isinstance(identity, str) or len(identity) > MAX_IDENTITY:
-        raise InvalidInput("a chat identity is needed (web:…, line:…, telegram:…)", field="reporter")
+        raise InvalidInput("a reporter identity is needed (web:…, line:…, telegram:…, open311:…)", field="reporter")
     channel, _, rest = identity.partition(":")
     if channel not in CHANNELS or not rest.strip():
-        raise InvalidInput("a chat identity is needed (web:…, line:…, telegram:…)", field="reporter")
+        raise InvalidInput("a reporter identity is needed (web:…, line:…, telegram:…, open311:…)", field="reporter")
     return identity
 
 

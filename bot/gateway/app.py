@@ -26,7 +26,7 @@ from bot.complaints.service import ComplaintService
 from bot.db import make_engine
 from bot.delivery import Delivery
 from bot.delivery.types import InboundEvent
-from bot.gateway.api import agency
+from bot.gateway.api import agency, open311
 from bot.gateway.channels import line, telegram, web
 from bot.gateway.conversation import Conversation
 from bot.gateway.limits import RateLimiter
@@ -107,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=web.STATIC), name="static")
     app.include_router(web.router(sessions, settings.rate_limit_address))
     app.include_router(agency.router())
+    app.include_router(open311.router())
     agency.install_error_handlers(app)
     inbox = _InboxOfApp(app)
     for channel in channels:
