@@ -5,11 +5,20 @@ costs removed (the table and what is stored in it are Rasa's own, so Rasa's stor
 loading reads only the `data` column instead of an ORM object per event, saving inserts the new
 events in one statement instead of through the ORM's unit of work, and before each save Rasa
 re-queried and counted the session's stored events to find the new ones (a third of the time
-it spent saving). Trackers it retrieved remember how many events
-were stored, so a save only inserts what was added since. Rasa's lock store gives one process
-at a time a conversation, so nothing else writes between that retrieve and that save; a tracker
-created here (`init_tracker`, called by `create_tracker` only after `retrieve` found no event
-of the current session) has none stored.
+it spent saving).
+
+It also keeps the trackers it saved last (`KEPT_CONVERSATIONS`, least recently used dropped):
+the next turn of a conversation usually takes its tracker from memory instead of rebuilding it
+from every event of the session. A kept tracker is used only if it is exactly as saved (same
+number of events, same last event) and the database holds no newer event of that conversation
+(one indexed `max(id)` query; another replica may have answered in between), and only while it
+holds what loading it would give (the current session only): after a new session starts it is
+rebuilt from the database, so a long conversation does not grow in memory.
+
+Trackers it retrieved remember how many events were stored, so a save only inserts what was
+added since. Rasa's lock store gives one process at a time a conversation, so nothing else
+writes between that retrieve and that save; a tracker created here (`init_tracker`, called by
+`create_tracker` only after `retrieve` found no event of the current session) has none stored.
 Loaded by the Rasa server, in the Rasa environment.
 """
 
@@ -17,23 +26,62 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Text
 
 import sqlalchemy as sa
 from rasa.core.tracker_store import SQLTrackerStore
-from rasa.shared.core.events import Event
+from rasa.shared.core.events import Event, SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
 STORED = "_sla_bot_stored_events"
+KEPT_CONVERSATIONS = 5000
+
+
+@dataclass
+class _Kept:
+    """A tracker as it was saved, and the id of the last event row of its conversation then."""
+
+    tracker: DialogueStateTracker
+    length: int
+    last_event: Optional[Event]
+    last_row_id: Optional[int]
+
+    def unchanged(self) -> bool:
+        events = self.tracker.events
+        return len(events) == self.length and (events[-1] if events else None) is self.last_event
 
 
 class SessionTrackerStore(SQLTrackerStore):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._kept: OrderedDict[Text, _Kept] = OrderedDict()
+
     async def retrieve(self, sender_id: Text) -> Optional[DialogueStateTracker]:
+        kept = self._kept.pop(sender_id, None)
+        if kept is not None and kept.unchanged():
+            with self.session_scope() as session:
+                if self._last_row_id(session, sender_id) == kept.last_row_id:
+                    return kept.tracker
         tracker = await super().retrieve(sender_id)
         if tracker is not None:
             setattr(tracker, STORED, len(tracker.events))
         return tracker
+
+    def _last_row_id(self, session: Any, sender_id: Text) -> Optional[int]:
+        return session.scalar(sa.select(sa.func.max(self.SQLEvent.id)).where(self.SQLEvent.sender_id == sender_id))
+
+    def _keep(self, tracker: DialogueStateTracker, last_row_id: Optional[int]) -> None:
+        events = tracker.events
+        if not _as_loaded(events):
+            self._kept.pop(tracker.sender_id, None)  # rebuild it as the database loads it: the current session
+            return
+        self._kept[tracker.sender_id] = _Kept(tracker, len(events), events[-1] if events else None, last_row_id)
+        self._kept.move_to_end(tracker.sender_id)
+        while len(self._kept) > KEPT_CONVERSATIONS:
+            self._kept.popitem(last=False)
 
     async def _retrieve(
         self, sender_id: Text, fetch_events_from_all_sessions: bool
@@ -51,7 +99,9 @@ class SessionTrackerStore(SQLTrackerStore):
             rows = [_row(tracker.sender_id, event) for event in self._additional_events(session, tracker)]
             if rows:
                 session.execute(sa.insert(self.SQLEvent.__table__), rows)
+            last_row_id = self._last_row_id(session, tracker.sender_id)
             session.commit()
+        self._keep(tracker, last_row_id)
 
     def init_tracker(self, sender_id: Text) -> DialogueStateTracker:
         tracker = super().init_tracker(sender_id)
@@ -64,6 +114,15 @@ class SessionTrackerStore(SQLTrackerStore):
             return super()._additional_events(session, tracker)
         setattr(tracker, STORED, len(tracker.events))
         return itertools.islice(tracker.events, stored, None)
+
+
+def _as_loaded(events: Any) -> bool:
+    """Whether `events` are what `retrieve` loads: those at or after the last session start."""
+    starts = [i for i, event in enumerate(events) if isinstance(event, SessionStarted)]
+    if not starts:
+        return True
+    start = events[starts[-1]].timestamp
+    return all(event.timestamp >= start for event in itertools.islice(events, 0, starts[-1]))
 
 
 def _row(sender_id: Text, event: Event) -> dict[str, Any]:

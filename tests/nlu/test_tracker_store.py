@@ -49,3 +49,40 @@ def test_new_and_loaded_conversations_store_each_event_once(tmp_path: Path):
             assert (greeting.intent_name, greeting.action_name) == ("greet", None)
 
     asyncio.run(scenario())
+
+
+def test_a_kept_tracker_is_used_only_while_it_is_what_the_database_holds(tmp_path: Path):
+    rasa_patches.install()
+    db = str(tmp_path / "t.db")
+    store = SessionTrackerStore(DOMAIN, dialect="sqlite", db=db)
+    other_replica = SessionTrackerStore(DOMAIN, dialect="sqlite", db=db)
+
+    async def scenario() -> None:
+        tracker = await store.get_or_create_tracker("line:U1")
+        tracker.update(SessionStarted())
+        tracker.update(UserUttered("สวัสดี", {"name": "greet"}))
+        await store.save(tracker)
+        tracker = await store.retrieve("line:U1")  # loaded: the current session only
+        assert [e.type_name for e in tracker.events] == ["session_started", "user"]
+        await store.save(tracker)
+        assert await store.retrieve("line:U1") is tracker  # the next turn: from memory
+
+        tracker.update(ActionExecuted("utter_greet"))  # changed after its save (e.g. a turn that failed)
+        again = await store.retrieve("line:U1")
+        assert again is not tracker and len(again.events) == 2  # rebuilt as the database has it
+        await store.save(again)
+
+        elsewhere = await other_replica.retrieve("line:U1")  # another replica answers a turn
+        elsewhere.update(ActionExecuted("utter_greet"))
+        await other_replica.save(elsewhere)
+        fresh = await store.retrieve("line:U1")
+        assert fresh is not again and [e.type_name for e in fresh.events][-1] == "action"
+
+        fresh.update(SessionStarted())  # a new session: the next load reads only that one
+        fresh.update(UserUttered("สวัสดีอีกครั้ง", {"name": "greet"}))
+        await store.save(fresh)
+        current = await store.retrieve("line:U1")
+        assert current is not fresh
+        assert [e.type_name for e in current.events] == ["session_started", "user"]
+
+    asyncio.run(scenario())
