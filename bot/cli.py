@@ -10,6 +10,13 @@
   sla-bot agency-key create CODE [--name N]   a new API key for an agency, printed once
   sla-bot agency-key revoke KEY_ID            revoke a key at once
   sla-bot agency-key list [CODE]              key ids, agencies, names, created/revoked
+  sla-bot webhooks add --agency CODE URL      subscribe an agency's system to its complaints' signed events;
+                                              prints the signing secret once
+  sla-bot webhooks list [--agency CODE]       subscriptions (never their secrets)
+  sla-bot webhooks revoke ID                  stop sending to a subscription (its queued events are cancelled)
+  sla-bot webhooks failed [--agency CODE]     dead-lettered deliveries (gave up after retries)
+  sla-bot webhooks resend KEY                 requeue a dead-lettered delivery (same Idempotency-Key)
+  sla-bot outbox failed                       chat pushes (LINE, Telegram) that could not be delivered
   sla-bot demo load             file the demo requests (make run does it on embedded defaults)
   sla-bot telegram set-webhook URL   register the gateway's public HTTPS URL with Telegram
                                 (TELEGRAM_WEBHOOK_SECRET as secret token) and the bot's commands
@@ -192,6 +199,88 @@ def _agency_key(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _webhooks(settings: Settings, args: argparse.Namespace) -> int:
+    """Agencies' webhook subscriptions and dead letters (bot.complaints.webhooks); audited as the CLI."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # before importing it: it logs at import
+    from bot.casework import CaseworkError, audit
+    from bot.catalog import CatalogError, load_catalog
+    from bot.complaints import Desk, deliveries, resend, revoke, subscribe, subscriptions
+    from bot.db import make_engine, migrate
+
+    if args.webhooks_command == "add":  # the secret is sealed with VERIFICATION_SECRET, as the gateway opens it
+        settings = _with_generated_secrets(settings)
+    try:
+        catalog = load_catalog(settings.catalog_dir)
+    except CatalogError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    engine = make_engine(settings.database)
+    try:
+        migrate(engine)
+        # Listing, revoking and resending never open a secret: any key will do when none is set yet.
+        desk = Desk(engine, settings.verification_secret or "unset", lambda: catalog)
+        if args.webhooks_command == "add":
+            subscription, secret = subscribe(desk, args.agency, args.url, actor=audit.CLI)
+            print(
+                f"Webhook {subscription.id} for {subscription.agency_code}: {subscription.url}\n"
+                f"  signing secret: {secret}\n"
+                "Store it now: it is shown only this once. Each POST carries "
+                "X-SLA-Signature: t=<unix time>,v1=<hex HMAC-SHA256(secret, \"<t>.<raw body>\")>, "
+                "X-SLA-Event and an Idempotency-Key (the same on every retry)."
+            )
+        elif args.webhooks_command == "list":
+            found = subscriptions(desk, args.agency)
+            for item in found:
+                state = f"revoked {item.revoked_at:%Y-%m-%d %H:%M}" if item.revoked_at else "active"
+                print(f"{item.id:>5}  {item.agency_code:6}  {item.created_at:%Y-%m-%d %H:%M}  {state:22}  {item.url}")
+            if not found:
+                print("No webhook subscriptions.")
+        elif args.webhooks_command == "revoke":
+            item = revoke(desk, args.id, actor=audit.CLI)
+            print(f"Revoked webhook {item.id} ({item.agency_code}, {item.url}); its queued events are cancelled")
+        elif args.webhooks_command == "failed":
+            dead = deliveries(desk, agency_code=args.agency, state="failed", limit=args.limit)
+            for item in dead:
+                print(f"{item.key}  {item.agency_code:6}  {item.event:24}  {item.attempts:>3} attempts  "
+                      f"{item.created_at:%Y-%m-%d %H:%M}  {item.last_error or ''}")
+            if not dead:
+                print("No failed webhook deliveries.")
+        else:
+            if resend(desk, args.key, actor=audit.CLI):
+                print(f"Requeued {args.key}: the running gateway sends it within a minute")
+            else:
+                print(f"error: {args.key} is not failed, or its subscription was revoked: nothing to resend",
+                      file=sys.stderr)
+                return 1
+    except CaseworkError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _outbox(settings: Settings, args: argparse.Namespace) -> int:
+    """Chat pushes the sender gave up on (newest first); identities shortened."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from bot.db import make_engine, migrate
+    from bot.delivery.outbox import DurableOutbox
+
+    engine = make_engine(settings.database)
+    try:
+        migrate(engine)
+        failed = DurableOutbox(engine).entries(state="failed", limit=args.limit)
+        for entry in failed:
+            who = entry.identity if len(entry.identity) <= 16 else entry.identity[:14] + "…"
+            print(f"{entry.key}  {who:16}  {entry.attempts:>3} attempts  {entry.created_at:%Y-%m-%d %H:%M}  "
+                  f"{entry.last_error or ''}")
+        if not failed:
+            print("No failed chat pushes.")
+    finally:
+        engine.dispose()
+    return 0
+
+
 def _line_rich_menu(settings: Settings, args: argparse.Namespace) -> int:
     """Install the committed rich menu on the LINE Official Account of LINE_CHANNEL_ACCESS_TOKEN."""
     import asyncio
@@ -352,6 +441,23 @@ def main(argv: list[str] | None = None) -> int:
     key_commands.add_parser("list", help="list keys (never the keys themselves)").add_argument(
         "agency", nargs="?", help="only this agency's keys"
     )
+    hooks = commands.add_parser("webhooks", help="agencies' signed webhook subscriptions and dead letters")
+    hook_commands = hooks.add_subparsers(dest="webhooks_command", required=True)
+    hook_add = hook_commands.add_parser("add", help="subscribe a URL to an agency's complaint events")
+    hook_add.add_argument("--agency", required=True, help="agency code from sla_catalog/agencies.yml, e.g. DLT")
+    hook_add.add_argument("url", help="https URL of the agency's receiver (http only to this machine)")
+    hook_commands.add_parser("list", help="list subscriptions").add_argument("--agency", help="only this agency's")
+    hook_commands.add_parser("revoke", help="revoke a subscription").add_argument("id", type=int)
+    hook_failed = hook_commands.add_parser("failed", help="dead-lettered deliveries, newest first")
+    hook_failed.add_argument("--agency", help="only this agency's")
+    hook_failed.add_argument("--limit", type=int, default=50)
+    hook_commands.add_parser("resend", help="requeue a dead-lettered delivery").add_argument(
+        "key", help="the delivery's key (Idempotency-Key), from `webhooks failed`"
+    )
+    outbox = commands.add_parser("outbox", help="chat pushes to citizens (LINE, Telegram)")
+    outbox.add_subparsers(dest="outbox_command", required=True).add_parser(
+        "failed", help="pushes that could not be delivered, newest first"
+    ).add_argument("--limit", type=int, default=50)
     from bot.gateway.channels.line_rich_menu import DEFINITION, IMAGE
 
     line = commands.add_parser("line", help="the LINE Official Account")
@@ -390,6 +496,10 @@ def main(argv: list[str] | None = None) -> int:
         return _db_upgrade(settings)
     if args.command == "agency-key":
         return _agency_key(settings, args)
+    if args.command == "webhooks":
+        return _webhooks(settings, args)
+    if args.command == "outbox":
+        return _outbox(settings, args)
     if args.command == "line":
         return _line_rich_menu(settings, args)
     if args.command == "telegram":
