@@ -38,6 +38,16 @@ from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
 STORED = "_sla_bot_stored_events"
 KEPT_CONVERSATIONS = 5000
+# Rasa's queries (`SQLTrackerStore._event_query`), as plain SQL run on the connection: through
+# the ORM session each cost five times as much, and they run on every turn.
+LAST_ROW_ID = sa.text("SELECT max(id) FROM events WHERE sender_id = :sender_id")
+ALL_SESSIONS = sa.text("SELECT data FROM events WHERE sender_id = :sender_id ORDER BY id")
+CURRENT_SESSION = sa.text(
+    "SELECT data FROM events WHERE sender_id = :sender_id AND ("
+    " timestamp >= (SELECT max(timestamp) FROM events WHERE sender_id = :sender_id AND type_name = :start)"
+    " OR (SELECT max(timestamp) FROM events WHERE sender_id = :sender_id AND type_name = :start) IS NULL"
+    ") ORDER BY id"
+)
 
 
 @dataclass
@@ -71,7 +81,7 @@ class SessionTrackerStore(SQLTrackerStore):
         return tracker
 
     def _last_row_id(self, session: Any, sender_id: Text) -> Optional[int]:
-        return session.scalar(sa.select(sa.func.max(self.SQLEvent.id)).where(self.SQLEvent.sender_id == sender_id))
+        return session.connection().execute(LAST_ROW_ID, {"sender_id": sender_id}).scalar()
 
     def _keep(self, tracker: DialogueStateTracker, last_row_id: Optional[int]) -> None:
         events = tracker.events
@@ -86,9 +96,10 @@ class SessionTrackerStore(SQLTrackerStore):
     async def _retrieve(
         self, sender_id: Text, fetch_events_from_all_sessions: bool
     ) -> Optional[DialogueStateTracker]:
+        query = ALL_SESSIONS if fetch_events_from_all_sessions else CURRENT_SESSION
         with self.session_scope() as session:
-            query = self._event_query(session, sender_id, fetch_events_from_all_sessions=fetch_events_from_all_sessions)
-            events = [json.loads(data) for (data,) in query.with_entities(self.SQLEvent.data)]
+            rows = session.connection().execute(query, {"sender_id": sender_id, "start": SessionStarted.type_name})
+            events = [json.loads(data) for (data,) in rows]
         if self.domain and events:
             return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
         return None
@@ -98,7 +109,7 @@ class SessionTrackerStore(SQLTrackerStore):
         with self.session_scope() as session:
             rows = [_row(tracker.sender_id, event) for event in self._additional_events(session, tracker)]
             if rows:
-                session.execute(sa.insert(self.SQLEvent.__table__), rows)
+                session.connection().execute(sa.insert(self.SQLEvent.__table__), rows)
             last_row_id = self._last_row_id(session, tracker.sender_id)
             session.commit()
         self._keep(tracker, last_row_id)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import pytest
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, SessionStarted, UserUttered
@@ -13,6 +17,26 @@ from bot.runtime import rasa_patches
 from bot.runtime.tracker_store import SessionTrackerStore
 
 DOMAIN = Domain.from_yaml("version: '3.1'\nintents: [greet]\n")
+PG_ENV = "TEST_DATABASE_URL"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> dict:
+    """Tracker store settings: a fresh SQLite file, or the PostgreSQL database of TEST_DATABASE_URL."""
+    if request.param == "sqlite":
+        return {"dialect": "sqlite", "db": str(tmp_path / "t.db")}
+    url = os.environ.get(PG_ENV)
+    if not url:
+        pytest.skip(f"{PG_ENV} is not set (e.g. postgresql://postgres@127.0.0.1:5432/test)")
+    parts = urlsplit(url)
+    return {
+        "dialect": "postgresql", "url": parts.hostname, "port": parts.port or 5432, "db": parts.path.lstrip("/"),
+        "username": parts.username or "", "password": parts.password or "",
+    }
+
+
+def _sender(channel: str) -> str:
+    return f"{channel}:{uuid.uuid4().hex}"  # conversations of other runs may share the PostgreSQL table
 
 
 def _stored(store: SessionTrackerStore, sender: str) -> list[str]:
@@ -20,68 +44,71 @@ def _stored(store: SessionTrackerStore, sender: str) -> list[str]:
         return [row.type_name for row in session.query(store.SQLEvent).filter_by(sender_id=sender).order_by("id")]
 
 
-def test_new_and_loaded_conversations_store_each_event_once(tmp_path: Path):
+def test_new_and_loaded_conversations_store_each_event_once(database: dict):
     rasa_patches.install()
-    store = SessionTrackerStore(DOMAIN, dialect="sqlite", db=str(tmp_path / "t.db"))
+    store = SessionTrackerStore(DOMAIN, **database)
+    a = _sender("web")
 
     async def scenario() -> None:
-        tracker = await store.get_or_create_tracker("web:a")  # new: created, saved with its first event
-        assert _stored(store, "web:a") == ["action"]
+        tracker = await store.get_or_create_tracker(a)  # new: created, saved with its first event
+        assert _stored(store, a) == ["action"]
         tracker.update(UserUttered("สวัสดี", {"name": "greet"}))
         await store.save(tracker)
-        loaded = await store.retrieve("web:a")
+        loaded = await store.retrieve(a)
         assert loaded is not None and len(loaded.events) == 2
         loaded.update(ActionExecuted("utter_greet"))
         loaded.update(ActionExecuted("action_listen"))
         await store.save(loaded)
         await store.save(loaded)  # saving again adds nothing
-        assert _stored(store, "web:a") == ["action", "user", "action", "action"]
+        assert _stored(store, a) == ["action", "user", "action", "action"]
         loaded.update(SessionStarted())  # a new session: only it is loaded from now on
         loaded.update(ActionExecuted("action_listen"))
         await store.save(loaded)
-        assert [e.type_name for e in (await store.retrieve("web:a")).events] == ["session_started", "action"]
+        assert [e.type_name for e in (await store.retrieve(a)).events] == ["session_started", "action"]
         # Rasa's own store reads what this one wrote, row for row.
-        rasa = SQLTrackerStore(DOMAIN, dialect="sqlite", db=str(tmp_path / "t.db"))
-        full = await rasa.retrieve_full_tracker("web:a")
+        rasa = SQLTrackerStore(DOMAIN, **database)
+        full = await rasa.retrieve_full_tracker(a)
         assert [e.as_dict() for e in full.events] == [e.as_dict() for e in loaded.events]
+        current = (await store.retrieve(a)).events
+        assert [e.as_dict() for e in (await rasa.retrieve(a)).events] == [e.as_dict() for e in current]
         with rasa.session_scope() as session:
-            greeting = session.query(rasa.SQLEvent).filter_by(sender_id="web:a", type_name="user").one()
+            greeting = session.query(rasa.SQLEvent).filter_by(sender_id=a, type_name="user").one()
             assert (greeting.intent_name, greeting.action_name) == ("greet", None)
 
     asyncio.run(scenario())
 
 
-def test_a_kept_tracker_is_used_only_while_it_is_what_the_database_holds(tmp_path: Path):
+def test_a_kept_tracker_is_used_only_while_it_is_what_the_database_holds(database: dict):
     rasa_patches.install()
-    db = str(tmp_path / "t.db")
-    store = SessionTrackerStore(DOMAIN, dialect="sqlite", db=db)
-    other_replica = SessionTrackerStore(DOMAIN, dialect="sqlite", db=db)
+    store = SessionTrackerStore(DOMAIN, **database)
+    other_replica = SessionTrackerStore(DOMAIN, **database)
+    u1 = _sender("line")
 
     async def scenario() -> None:
-        tracker = await store.get_or_create_tracker("line:U1")
+        tracker = await store.get_or_create_tracker(u1)
         tracker.update(SessionStarted())
         tracker.update(UserUttered("สวัสดี", {"name": "greet"}))
         await store.save(tracker)
-        tracker = await store.retrieve("line:U1")  # loaded: the current session only
+        tracker = await store.retrieve(u1)  # loaded: the current session only
         assert [e.type_name for e in tracker.events] == ["session_started", "user"]
         await store.save(tracker)
-        assert await store.retrieve("line:U1") is tracker  # the next turn: from memory
+        assert await store.retrieve(u1) is tracker  # the next turn: from memory
 
         tracker.update(ActionExecuted("utter_greet"))  # changed after its save (e.g. a turn that failed)
-        again = await store.retrieve("line:U1")
+        again = await store.retrieve(u1)
         assert again is not tracker and len(again.events) == 2  # rebuilt as the database has it
         await store.save(again)
 
-        elsewhere = await other_replica.retrieve("line:U1")  # another replica answers a turn
+        elsewhere = await other_replica.retrieve(u1)  # another replica answers a turn
         elsewhere.update(ActionExecuted("utter_greet"))
         await other_replica.save(elsewhere)
-        fresh = await store.retrieve("line:U1")
+        fresh = await store.retrieve(u1)
         assert fresh is not again and [e.type_name for e in fresh.events][-1] == "action"
 
         fresh.update(SessionStarted())  # a new session: the next load reads only that one
         fresh.update(UserUttered("สวัสดีอีกครั้ง", {"name": "greet"}))
         await store.save(fresh)
-        current = await store.retrieve("line:U1")
+        current = await store.retrieve(u1)
         assert current is not fresh
         assert [e.type_name for e in current.events] == ["session_started", "user"]
 
