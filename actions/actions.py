@@ -18,6 +18,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from bot.answers.render import ASPECTS
 from bot.answers.reply import Reply
 from bot.assistant import Assistant, LiveAssistant
+from bot.misconduct import mentions_misconduct
 from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -60,10 +61,32 @@ def _remember_choice(service_id: str | None, candidates: tuple[str, ...] = ()) -
     return [SlotSet("service", service_id), SlotSet("service_candidates", list(candidates) or None)]
 
 
-def _remembered_service(tracker: Tracker) -> str | None:
-    """The service the message names, else the one the conversation was about."""
-    mentioned = _entities(tracker, "service")
-    return mentioned[0] if mentioned else tracker.get_slot("service")
+def _named_subject(bot: Assistant, tracker: Tracker) -> tuple[str | None, str | None]:
+    """(service, agency code) a complaint or a call for an officer is about.
+
+    What this message names wins over the service the conversation remembers: a service named
+    now, with the agency named beside it; else an agency named now, which keeps the remembered
+    service only when that service is the agency's own (or its parent's or child's: อำเภอ for
+    the ID card of สำนักทะเบียน), so "ร้องเรียนเจ้าหน้าที่ขนส่ง" after an ID-card question is about
+    the Department of Land Transport; else the remembered service.
+    """
+    catalog = bot.catalog
+    services = [s for s in _entities(tracker, "service") if s in catalog.services]
+    agencies = [a for a in _entities(tracker, "agency") if catalog.agency(a) is not None]
+    agency = agencies[0] if agencies else None
+    if services:
+        return services[0], agency
+    remembered = tracker.get_slot("service")
+    if remembered not in catalog.services:
+        remembered = None
+    if agency is None:
+        return remembered, None
+    if remembered is not None:
+        owner = catalog.agency_of(catalog.services[remembered])
+        named = catalog.agency(agency)
+        if agency in (owner.code, owner.parent) or named.parent == owner.code:
+            return remembered, agency
+    return None, agency
 
 
 class ActionAnswerService(Action):
@@ -172,22 +195,28 @@ class ActionFallback(Action):
 
 
 class ActionRequestHuman(Action):
-    """How to reach a human: the owning agency's contact, and the 1111 hotline."""
+    """How to reach a human: the contact of the agency of the service or agency the message
+    names (else of the conversation's service), and the 1111 hotline."""
 
     def name(self) -> str:
         return "action_request_human"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
-        _send(dispatcher, assistant().answers.human_contact(_remembered_service(tracker)))
+        bot = assistant()
+        _send(dispatcher, bot.answers.human_contact(*_named_subject(bot, tracker)))
         return []
 
 
 class ActionComplaintChannels(Action):
-    """Where to complain about a service: its own channels, its agency's, and 1111."""
+    """Where to complain: about the service or agency this message names (else the one the
+    conversation was about), its channels, its agency's, ป.ป.ท. for bribery, and 1111."""
 
     def name(self) -> str:
         return "action_complaint_channels"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
-        _send(dispatcher, assistant().answers.complaint_channels(_remembered_service(tracker)))
+        bot = assistant()
+        text = tracker.latest_message.get("text") or ""
+        service_id, agency = _named_subject(bot, tracker)
+        _send(dispatcher, bot.answers.complaint_channels(service_id, agency, misconduct=mentions_misconduct(text)))
         return []

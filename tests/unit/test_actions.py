@@ -166,6 +166,90 @@ def test_human_and_complaint_replies_follow_the_remembered_service(assistant):
     assert complaint == assistant.answers.complaint_channels("passport")
 
 
+def entities(tracker: Tracker) -> list[tuple[str, str]]:
+    return [(e["entity"], e["value"]) for e in tracker.latest_message["entities"]]
+
+
+def test_an_agency_named_in_the_complaint_wins_over_the_remembered_service(assistant):
+    tracker, events, [reply] = run("complaint_names_an_agency")
+    assert intent(tracker) == "file_complaint" and tracker.get_slot("service") == "id_card"
+    assert entities(tracker) == [("agency", "DLT")]
+    assert events == [] and reply == assistant.answers.complaint_channels(None, "DLT")
+    dlt, id_card = assistant.catalog.agencies["DLT"], assistant.catalog.services["id_card"]
+    assert reply.text.startswith("📣 ช่องทางร้องเรียนกรมการขนส่งทางบก")
+    assert f"• {dlt.name}: {dlt.complaint_channel}" in reply.text
+    assert id_card.name not in reply.text
+    assert not any(channel.name in reply.text for channel in id_card.complaint_channels)
+    assert "1111" in reply.text and "ป.ป.ท." not in reply.text
+
+
+def test_an_agency_that_owns_the_remembered_service_keeps_the_services_channels(assistant):
+    tracker, _, [reply] = run("complaint_names_the_services_agency")
+    assert tracker.get_slot("service") == "driving_licence_renewal" and entities(tracker) == [("agency", "DLT")]
+    assert reply == assistant.answers.complaint_channels("driving_licence_renewal")
+
+
+def test_a_service_named_in_the_complaint_wins_over_the_remembered_one(assistant):
+    tracker, _, [reply] = run("complaint_names_a_service")
+    assert intent(tracker) == "file_complaint" and tracker.get_slot("service") == "passport"
+    assert ("service", "vehicle_tax_renewal") in entities(tracker)
+    assert reply == assistant.answers.complaint_channels("vehicle_tax_renewal")
+
+
+def test_a_bribery_complaint_also_names_the_agencys_misconduct_channel(assistant):
+    tracker, _, [reply] = run("complaint_bribery")
+    assert intent(tracker) == "file_complaint" and entities(tracker) == [("agency", "RTP")]
+    assert reply == assistant.answers.complaint_channels(None, "RTP", misconduct=True)
+    rtp, pacc = assistant.catalog.agencies["RTP"], assistant.catalog.agencies["PACC"]
+    assert rtp.misconduct_channel == "PACC"
+    assert rtp.complaint_channel in reply.text and pacc.complaint_channel in reply.text
+
+
+def test_an_agency_named_when_asking_for_an_officer_wins_too(assistant):
+    tracker, _, [reply] = run("human_names_an_agency")
+    assert intent(tracker) == "request_human" and tracker.get_slot("service") == "passport"
+    assert entities(tracker) == [("agency", "DOPA")]
+    assert reply == assistant.answers.human_contact(None, "DOPA")
+    assert "ติดต่อกรมการปกครอง สายด่วน 1548" in reply.text and "กรมการกงสุล" not in reply.text
+
+
+def tracker_with(text: str, slots: dict, found: list[tuple[str, str]], intent_name: str = "file_complaint") -> Tracker:
+    """A tracker whose latest message is `text` with the entities `found` (as the NLU gives them)."""
+    latest = {
+        "text": text,
+        "intent": {"name": intent_name, "confidence": 0.9},
+        "entities": [{"entity": e, "value": v, "start": 0, "end": 0} for e, v in found],
+    }
+    return Tracker("unit", {"service": None, "service_candidates": None, **slots}, latest, [], False, None, {}, None)
+
+
+@pytest.mark.parametrize(
+    "remembered, found, expected",
+    [
+        (None, [], (None, None)),
+        ("id_card", [], ("id_card", None)),
+        ("id_card", [("agency", "DLT")], (None, "DLT")),  # named now wins
+        ("id_card", [("agency", "BORA")], ("id_card", "BORA")),  # the service's own agency
+        ("id_card", [("agency", "DOPA")], ("id_card", "DOPA")),  # its parent (อำเภอ for the ID card)
+        ("passport", [("service", "vehicle_tax_renewal")], ("vehicle_tax_renewal", None)),
+        ("passport", [("service", "id_card"), ("agency", "LAO")], ("id_card", "LAO")),  # at the district office
+        ("passport", [("agency", "XYZ")], ("passport", None)),  # not in the catalog: ignored
+    ],
+)
+def test_what_the_message_names_decides_who_a_complaint_is_about(assistant, remembered, found, expected):
+    tracker = tracker_with("ร้องเรียน", {"service": remembered}, found)
+    assert actions._named_subject(assistant, tracker) == expected
+
+
+def test_complaint_action_on_an_agency_and_a_bribe(assistant):
+    tracker = tracker_with("จนท.อำเภอเรียกเงินใต้โต๊ะ", {"service": "passport"}, [("agency", "DOPA")])
+    dispatcher = CollectingDispatcher()
+    assert actions.ActionComplaintChannels().run(dispatcher, tracker, {}) == []
+    [reply] = [Reply.from_rasa(m) for m in dispatcher.messages]
+    assert reply == assistant.answers.complaint_channels(None, "DOPA", misconduct=True)
+    assert "1206" in reply.text and "กรมการกงสุล" not in reply.text
+
+
 def test_a_service_named_in_passing_gets_its_overview(assistant):
     tracker, events, [reply] = run("service_named_in_passing")
     assert intent(tracker) == "ask_service" and tracker.get_slot("service") == "passport"
