@@ -30,6 +30,7 @@ from bot.gateway.api import agency, open311
 from bot.gateway.channels import line, telegram, web
 from bot.gateway.conversation import Conversation
 from bot.gateway.limits import RateLimiter
+from bot.gateway.portal import router as portal_router
 from bot.gateway.state import open_state
 from bot.settings import Settings
 
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web.router(sessions, settings.rate_limit_address))
     app.include_router(agency.router())
     app.include_router(open311.router())
+    app.include_router(portal_router())
     agency.install_error_handlers(app)
     inbox = _InboxOfApp(app)
     for channel in channels:
