@@ -18,6 +18,8 @@
   sla-bot webhooks resend KEY                 requeue a dead-lettered delivery (same Idempotency-Key)
   sla-bot outbox failed                       chat pushes (LINE, Telegram) that could not be delivered
   sla-bot demo load             file the demo requests (make run does it on embedded defaults)
+  sla-bot portal add-officer --agency DLT --username U [--central] [--password-stdin]
+                                an agency portal account (also disable-officer, list-officers)
   sla-bot telegram set-webhook URL   register the gateway's public HTTPS URL with Telegram
                                 (TELEGRAM_WEBHOOK_SECRET as secret token) and the bot's commands
   sla-bot line rich-menu        create the LINE rich menu from bot/gateway/channels/line_rich_menu.json,
@@ -120,7 +122,9 @@ def _demo(settings: Settings, *, only_if_empty: bool) -> int:
     """Load the demo requests and print them as the README lists them."""
     from bot.assistant import LiveAssistant
     from bot.casework.demo import demo_loaded, load_demo
+    from bot.gateway.portal.commands import print_demo_officers
 
+    print_demo_officers(settings)  # the portal's demo officers, those missing
     registry = _registry(settings, LiveAssistant(settings.catalog_dir))
     if only_if_empty and demo_loaded(registry):
         return 0
@@ -459,6 +463,9 @@ def main(argv: list[str] | None = None) -> int:
         "failed", help="pushes that could not be delivered, newest first"
     ).add_argument("--limit", type=int, default=50)
     from bot.gateway.channels.line_rich_menu import DEFINITION, IMAGE
+    from bot.gateway.portal import commands as portal_commands
+
+    portal_commands.add_arguments(commands)
 
     line = commands.add_parser("line", help="the LINE Official Account")
     rich_menu = line.add_subparsers(dest="line_command", required=True).add_parser(
@@ -504,6 +511,8 @@ def main(argv: list[str] | None = None) -> int:
         return _line_rich_menu(settings, args)
     if args.command == "telegram":
         return _telegram(settings, args)
+    if args.command == "portal":
+        return portal_commands.main(settings, args)
     if args.command == "demo":
         _with_generated_secrets(settings)
         return _demo(Settings.from_env(), only_if_empty=False)
