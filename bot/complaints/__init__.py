@@ -57,7 +57,7 @@ from bot.complaints.officers import (
     transfer,
 )
 from bot.complaints.photos import MAX_PHOTO_BYTES, MAX_PHOTOS, PhotoStore, StoredPhoto
-from bot.complaints.routing import Route, Subject, looks_like_misconduct, route
+from bot.complaints.routing import Route, Subject, route
 from bot.complaints.webhooks import WebhookSender, deliveries, resend, revoke, subscribe, subscriptions
 
 __all__ = [
@@ -65,7 +65,7 @@ __all__ = [
     "MAX_PHOTOS", "MAX_PHOTO_BYTES", "Message", "Officer", "OfficerCase", "Photo", "PhotoStore", "ReporterStatus",
     "Route", "RouteDecision", "STATUSES", "STATUS_LABELS", "Sealer", "StoredPhoto", "Subject", "WebhookSender",
     "acknowledge", "case_for_officer", "complaint_dues", "contact_for_officer", "deliveries", "escalate_overdue",
-    "file_complaint", "history", "looks_like_misconduct", "my_complaints", "normalize_phone", "purge_expired_contacts",
+    "file_complaint", "history", "my_complaints", "normalize_phone", "purge_expired_contacts",
     "queue", "reopen", "reply", "resend", "resolve", "revoke", "route", "set_status", "status_for_reporter",
     "subscribe", "subscriptions", "transfer", "verifier_token", "verify",
 ]

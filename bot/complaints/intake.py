@@ -39,11 +39,12 @@ from bot.complaints.contact import CONTACT_RETENTION, check_phone
 from bot.complaints.desk import Desk
 from bot.complaints.model import MAX_REOPENS, Complaint, Photo, ReporterStatus
 from bot.complaints.photos import MAX_PHOTOS
-from bot.complaints.routing import Subject, looks_like_misconduct, route
+from bot.complaints.routing import Subject, route
 from bot.complaints.rows import canonical_number, find_row, latest_officer_message, next_due, snapshot, to_domain
 from bot.db import transaction
 from bot.db.dialect import insert_on_conflict
 from bot.db.models import ComplaintLinkRow, ComplaintMessageRow, ComplaintPhotoRow, ComplaintRouteRow, ComplaintRow
+from bot.misconduct import mentions_misconduct
 from bot.tracking import COMPLAINT_CODE
 
 MAX_DESCRIPTION = 2000
@@ -86,7 +87,7 @@ def file_complaint(
     `reporter`: the verified chat identity (`web:…`, `line:…`, `telegram:…`). What it is about:
     any of `service_id`, `agency_code` (a named agency) and `step_index` (of the service).
     `misconduct`: a report of bribery or abuse of power; None lets the description decide
-    (`looks_like_misconduct`). `phone` only with `consent` (the PDPA consent line was shown and
+    (`bot.misconduct.mentions_misconduct`). `phone` only with `consent` (the PDPA consent line was shown and
     accepted): anonymous otherwise. `photo_ids` from the desk's PhotoStore. The complaint comes
     back routed (`agency_code`, `route_reason`) with its acknowledge-by and resolve-by deadlines.
     """
@@ -104,7 +105,7 @@ def file_complaint(
         phone = check_phone(phone)
     else:
         phone = None
-    flagged = looks_like_misconduct(text) if misconduct is None else bool(misconduct)
+    flagged = mentions_misconduct(text) if misconduct is None else bool(misconduct)
     decision = route(catalog, subject, flagged)
     when = desk.now(now)
     reporter_hash = identity_hash(desk, reporter)

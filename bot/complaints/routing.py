@@ -19,8 +19,8 @@ from the agency complained about (`about_agency`). An agency without a misconduc
 (PACC itself) has its misconduct reports triaged centrally.
 
 Each route carries its reason, in Thai and English, stored with the complaint and shown to
-officers. `looks_like_misconduct` spots the obvious Thai words for bribery and abuse of power,
-for the chat to propose the misconduct channel (the caller decides: it passes the flag).
+officers. `bot.misconduct.mentions_misconduct` spots the Thai words for bribery and abuse of
+power, for the chat to propose the misconduct channel (the caller decides: it passes the flag).
 """
 
 from __future__ import annotations
@@ -34,14 +34,6 @@ from bot.text import normalize
 
 Rule = Literal["named_agency", "step_unit", "service", "central"]
 
-# Words for bribery, extortion, corruption and abuse of power, as citizens type them (spaces
-# and dots dropped, lower case: see `normalize`). Obvious ones only: the citizen confirms.
-MISCONDUCT_WORDS: tuple[str, ...] = (
-    "สินบน", "ใต้โต๊ะ", "เรียกเงิน", "เรียกรับเงิน", "เรียกรับผลประโยชน์", "ขอเงินพิเศษ", "เงินพิเศษ",
-    "ค่าน้ำร้อนน้ำชา", "ค่าอำนวยความสะดวก", "ทุจริต", "คอร์รัปชัน", "คอร์รัปชั่น", "คอรัปชั่น", "คอรัปชัน",
-    "รีดไถ", "ไถเงิน", "ส่วย", "ใช้อำนาจ", "อำนาจโดยมิชอบ", "ข่มขู่", "กรรโชก", "bribe", "corrupt",
-)
-_WORDS = tuple(normalize(word, drop_spaces=True).text for word in MISCONDUCT_WORDS)
 
 
 @dataclass(frozen=True)
@@ -66,12 +58,6 @@ class Route:
     rule: Rule
     misconduct: bool
     reason: str
-
-
-def looks_like_misconduct(text: str) -> bool:
-    """Whether `text` uses an obvious word for bribery, extortion, corruption or abuse of power."""
-    folded = normalize(text or "", drop_spaces=True).text
-    return any(word in folded for word in _WORDS)
 
 
 def route(catalog: Catalog, subject: Subject, misconduct: bool = False) -> Route:

@@ -41,7 +41,6 @@ from bot.complaints import (
     escalate_overdue,
     file_complaint,
     history,
-    looks_like_misconduct,
     my_complaints,
     purge_expired_contacts,
     queue,
@@ -65,6 +64,7 @@ from bot.db import migrate, transaction, writer
 from bot.db.migrations import alembic_config
 from bot.db.models import ComplaintRouteRow, ComplaintRow, OutboundMessageRow, WebhookDeliveryRow
 from bot.delivery.queue import RetryPolicy
+from bot.misconduct import mentions_misconduct
 from bot.settings import PROJECT_ROOT
 from tests.unit.databases import FakeClock, bangkok, database_url, engine  # noqa: F401
 
@@ -167,7 +167,7 @@ def test_routing_table(catalog, subject, misconduct, agency, about, rule):
     ],
 )
 def test_misconduct_words(text, expected):
-    assert looks_like_misconduct(text) is expected
+    assert mentions_misconduct(text) is expected
 
 
 # -- deadlines ------------------------------------------------------------------------------------
