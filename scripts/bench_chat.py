@@ -4,14 +4,16 @@ Starts the real stack (Rasa server, action server, gateway) on free ports and me
 run and on the same processes:
 
 - small-talk turns (a fixed response, no custom action) and custom-action turns (an answer
-  rendered from the catalog by the action server), each at 1, 10 and 50 concurrent clients,
+  rendered from the catalog by the action server), each at 1, 10, 20 and 50 concurrent clients,
   both through the gateway's web chat API and straight to Rasa's REST channel; each simulated
   citizen opens a conversation (untimed) and then sends ten timed turns;
 - one conversation of 500 custom-action turns through the gateway: its first turns against
   its last.
 
-Messages per second count timed turns only. Prints a table of p50/p95/p99 latency and messages per second, writes it to
-reports/chat/bench.md, and keeps every raw timing in reports/chat/bench.json.
+Messages per second count timed turns only. The simulated citizens use aiohttp, the lightest
+client here, because they share the two cores with the stack they measure. Prints a table of
+p50/p95/p99 latency and messages per second, writes it to reports/chat/bench.md, and keeps
+every raw timing in reports/chat/bench.json.
 """
 
 from __future__ import annotations
@@ -27,30 +29,37 @@ import time
 import uuid
 from pathlib import Path
 
-import httpx
+import aiohttp
 
 from bot.runtime.stack import Stack, private_settings
 from bot.settings import PROJECT_ROOT
 
 SMALL_TALK = "ขอบคุณครับ"
 CUSTOM_ACTION = "ต่อภาษีรถยนต์ต้องใช้เอกสารอะไรบ้าง"
-LEVELS = (1, 10, 50)
+LEVELS = (1, 10, 20, 50)
 LONG_CONVERSATION_TURNS = 500
 WINDOW = 20  # turns averaged at each end of the long conversation
 CONVERSATION_TURNS = 10  # timed turns per simulated citizen in the load runs
 
 
-async def _turn(client: httpx.AsyncClient, path: str, text: str, sender: str | None) -> float:
+def _client(base_url: str) -> aiohttp.ClientSession:
+    # unsafe=True: keep the gateway's session cookie although the host is an IP address.
+    return aiohttp.ClientSession(base_url, cookie_jar=aiohttp.CookieJar(unsafe=True),
+                                 timeout=aiohttp.ClientTimeout(total=60))
+
+
+async def _turn(client: aiohttp.ClientSession, path: str, text: str, sender: str | None) -> float:
     if path == "gateway":
         body = {"message": text}
     else:
         body = {"sender": sender or uuid.uuid4().hex, "message": text}
     url = "/api/chat" if path == "gateway" else "/webhooks/rest/webhook"
     started = time.perf_counter()
-    response = await client.post(url, json=body)
-    elapsed = (time.perf_counter() - started) * 1000
-    response.raise_for_status()
-    messages = response.json()["messages"] if path == "gateway" else response.json()
+    async with client.post(url, json=body) as response:
+        payload = await response.json(content_type=None)
+        elapsed = (time.perf_counter() - started) * 1000
+        response.raise_for_status()
+    messages = payload["messages"] if path == "gateway" else payload
     if not messages:
         raise RuntimeError(f"no reply to {text!r} through {path}")
     return elapsed
@@ -67,11 +76,11 @@ async def _load(base_url: str, path: str, text: str, clients: int, messages: int
     per_client = max(1, messages // clients)
 
     async def client_loop() -> None:
-        async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+        async with _client(base_url) as client:
             sender = None
             for turn in range(per_client):
                 if turn % CONVERSATION_TURNS == 0:
-                    client.cookies.clear()  # a fresh web-chat session: a new conversation
+                    client.cookie_jar.clear()  # a fresh web-chat session: a new conversation
                     sender = uuid.uuid4().hex
                     await _turn(client, path, "สวัสดีครับ", sender)
                 timings.append(await _turn(client, path, text, sender))
@@ -82,7 +91,7 @@ async def _load(base_url: str, path: str, text: str, clients: int, messages: int
 
 
 async def _long_conversation(base_url: str, turns: int) -> list[float]:
-    async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+    async with _client(base_url) as client:
         return [await _turn(client, "gateway", CUSTOM_ACTION, None) for _ in range(turns)]
 
 
