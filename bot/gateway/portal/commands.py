@@ -19,7 +19,7 @@ import argparse
 import getpass
 import logging
 import sys
-from typing import TextIO
+from typing import Optional, TextIO
 
 from bot.settings import Settings
 
@@ -44,7 +44,7 @@ def add_arguments(commands: argparse._SubParsersAction) -> None:
     sub.add_parser("list-officers", help="list accounts (never passwords)").add_argument("--agency")
 
 
-def main(settings: Settings, args: argparse.Namespace, stdin: TextIO = sys.stdin) -> int:
+def main(settings: Settings, args: argparse.Namespace, stdin: Optional[TextIO] = None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     from bot.casework.errors import CaseworkError
     from bot.catalog import CatalogError, load_catalog
@@ -62,7 +62,7 @@ def main(settings: Settings, args: argparse.Namespace, stdin: TextIO = sys.stdin
         migrate(engine)
         officers = Officers(engine)
         if args.portal_command == "add-officer":
-            password = _read_password(args.password_stdin, stdin)
+            password = _read_password(args.password_stdin, stdin or sys.stdin)
             if password is None:
                 return 1
             account = officers.add(
