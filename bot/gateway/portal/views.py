@@ -625,7 +625,9 @@ def _entry(entry: Any) -> Entry:
     for key, label in AUDIT_FIELDS.items():
         if key not in after:
             continue
-        changes.append((label, _audit_value(key, before.get(key)), _audit_value(key, after.get(key))))
+        was, now = _audit_value(key, before.get(key)), _audit_value(key, after.get(key))
+        if was != now:
+            changes.append((label, was, now))
     return Entry(entry.at, entry.actor, entry.action, tuple(changes))
 
 
