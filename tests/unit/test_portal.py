@@ -472,3 +472,29 @@ def test_the_add_officer_command_reads_the_password_from_stdin(tmp_path, monkeyp
     engine = make_engine(f"sqlite:///{tmp_path / 'sla-bot.db'}")
     assert Officers(engine).authenticate("somchai", PASSWORD) is not None
     engine.dispose()
+
+
+def test_demo_officers_only_on_embedded_defaults_with_the_readme_passwords(tmp_path, capsys):
+    from bot.gateway.portal.commands import DEMO_OFFICERS, print_demo_officers
+    from bot.settings import PROJECT_ROOT
+
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    embedded = dataclasses.replace(Settings(), data_dir=tmp_path)
+    migrate(embedded.database)
+    print_demo_officers(embedded)
+    print_demo_officers(embedded)  # once
+    printed = capsys.readouterr().out
+    engine = make_engine(embedded.database)
+    officers = Officers(engine)
+    for username, agency, central, _name, password in DEMO_OFFICERS:
+        assert printed.count(f"{username} · {password}") == 1
+        assert f"{username} · {password} · " in readme
+        account = officers.authenticate(username, password)
+        assert account is not None and account.agency_code == agency and account.central is central
+    engine.dispose()
+    operator = dataclasses.replace(Settings(), data_dir=tmp_path / "op", database_url=f"sqlite:///{tmp_path / 'op.db'}")
+    migrate(operator.database)
+    print_demo_officers(operator)
+    engine = make_engine(operator.database)
+    assert Officers(engine).accounts() == [], "no published passwords in an operator's database"
+    engine.dispose()
