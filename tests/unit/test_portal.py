@@ -124,6 +124,16 @@ def test_login_sets_a_strict_httponly_session_cookie_and_logout_revokes_it(env):
     assert stolen.get("/portal/queue", follow_redirects=False).status_code == 303, "a revoked session is dead"
 
 
+def test_logging_in_again_ends_the_session_it_replaces(env):
+    log_in(env.client, "dlt1")
+    first = env.client.cookies.get("sla_portal")
+    log_in(env.client, "dopa1")
+    assert env.client.cookies.get("sla_portal") != first
+    stale = new_client(env)
+    stale.cookies.set("sla_portal", first, path="/portal")
+    assert stale.get("/portal/queue", follow_redirects=False).status_code == 303
+
+
 def test_https_sessions_get_secure_cookies(env):
     client = TestClient(env.client.app, base_url="https://portal.example")
     answer = log_in(client, "dlt1")

@@ -408,6 +408,7 @@ def router() -> APIRouter:
                 "login.html.j2", 401, title="เข้าสู่ระบบ", login_csrf=nonce, next=target, username=username,
                 error=LOGIN_FAILED,
             )
+        await run_in_threadpool(portal.sessions.end, request.cookies.get(SESSION_COOKIE))  # a session it replaces
         token = await run_in_threadpool(portal.sessions.start, account)
         response = RedirectResponse(target, status_code=303)
         _set_cookie(response, request, SESSION_COOKIE, token, int(portal.sessions.absolute.total_seconds()))
