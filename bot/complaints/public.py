@@ -14,8 +14,15 @@ by `REDACTED` (`redact`).
     public_request(desk, "CMP-2569-000001")   # None for unknown, malformed or misconduct alike
     public_photo(desk, photo_id)              # a public complaint's photo, else None
 
+Complaints filed in chat (LINE, Telegram, the web chat) are listed with their service, agency,
+status and dates only: the citizen was told the complaint goes to the agency, not that its text,
+place, photos or the officers' replies would be published, so none of these is (PDPA: no use
+beyond what the citizen was told). Complaints filed by an agency's own system through Open311
+(`reporter_channel` "open311") show their text, place and photos as above: publishing them is
+that system's choice, made under its own notice.
+
 Photos are served by their PhotoStore id (128 random bits: unguessable), only while they belong
-to a public complaint.
+to a public complaint whose details are shown.
 """
 
 from __future__ import annotations
@@ -44,18 +51,30 @@ _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 _LINE_ID = re.compile(r"(?i)(line\s*(?:id)?|ไลน์|ไอดีไลน์)\s*[:：]?\s*@?[A-Za-z0-9._\-]{3,}")
 
 
+DETAILS_SHOWN_FOR = "open311"  # the only reporter channel whose text, place and photos are public
+
+
 @dataclass(frozen=True)
 class PublicComplaint:
     complaint: Complaint
-    status_notes: Optional[str]  # the latest officer message to the reporter, redacted
+    notes: Optional[str]  # the latest officer message to the reporter, redacted
 
     @property
     def open(self) -> bool:
         return self.complaint.status in OPEN
 
     @property
-    def description(self) -> str:
-        return redact(self.complaint.description)
+    def details_shown(self) -> bool:
+        """Whether its text, place, photos and replies are public (module docstring)."""
+        return self.complaint.reporter_channel == DETAILS_SHOWN_FOR
+
+    @property
+    def description(self) -> Optional[str]:
+        return redact(self.complaint.description) if self.details_shown else None
+
+    @property
+    def status_notes(self) -> Optional[str]:
+        return self.notes if self.details_shown else None
 
 
 def redact(text: Optional[str]) -> Optional[str]:
@@ -126,7 +145,11 @@ def public_photo(desk: Desk, photo_id: str) -> Optional[tuple[Photo, Path]]:
     query = (
         select(ComplaintPhotoRow)
         .join(ComplaintRow, ComplaintRow.id == ComplaintPhotoRow.complaint_id)
-        .where(ComplaintPhotoRow.photo_id == photo_id, ComplaintRow.misconduct.is_(False))
+        .where(
+            ComplaintPhotoRow.photo_id == photo_id,
+            ComplaintRow.misconduct.is_(False),
+            ComplaintRow.reporter_channel == DETAILS_SHOWN_FOR,
+        )
         .limit(1)
     )
     with transaction(desk.engine) as session:

@@ -268,8 +268,8 @@ def test_a_request_field_by_field(api):
     client, keys = api
     desk = _desk(client)
     photo = desk.photos.save(JPEG)
-    filed = file_complaint(
-        desk, reporter="line:U1", idempotency_key="f1", description="ป้ายบอกทางไม่ชัด โทร 0812345678",
+    filed = file_complaint(  # filed by an agency's own system: its details are public
+        desk, reporter="open311:DCA", idempotency_key="f1", description="ป้ายบอกทางไม่ชัด โทร 0812345678",
         service_id="passport", place="สำนักงานหนังสือเดินทาง แจ้งวัฒนะ", latitude=13.88, longitude=100.56,
         photo_ids=[photo.id], phone="0812345678", consent=True,
     )
@@ -301,6 +301,25 @@ def test_a_request_field_by_field(api):
     resolve(desk, filed.tracking_number, dca, "ปรับปรุงป้ายแล้ว")
     done = client.get(f"{BASE}/requests/{filed.tracking_number}.json").json()[0]
     assert done["status"] == "closed" and done["status_notes"] == "ปรับปรุงป้ายแล้ว"
+
+
+def test_a_complaint_filed_in_chat_is_listed_without_its_text_place_photos_or_replies(api):
+    client, keys = api
+    desk = _desk(client)
+    photo = desk.photos.save(JPEG)
+    filed = file_complaint(
+        desk, reporter="line:U1", idempotency_key="c1", description="เจ้าหน้าที่พูดจาไม่สุภาพ บ้านเลขที่ 12",
+        service_id="passport", place="บ้านของฉัน", latitude=13.88, longitude=100.56, photo_ids=[photo.id],
+    )
+    reply(desk, filed.tracking_number, Officer("DCA", actor="officer:dca1"), "ขออภัยค่ะ จะตักเตือนเจ้าหน้าที่")
+    item = client.get(f"{BASE}/requests/{filed.tracking_number}.json").json()[0]
+    assert set(item) == REQUEST_FIELDS
+    assert (item["service_code"], item["status"], item["agency_responsible"]) == ("passport", "open", "กรมการกงสุล")
+    hidden = ("description", "status_notes", "address", "lat", "long", "media_url")
+    assert {name: item[name] for name in hidden} == dict.fromkeys(hidden)
+    assert client.get(f"{BASE}/media/{photo.id}").status_code == 404
+    listed = client.get(f"{BASE}/requests.json").json()
+    assert [i["description"] for i in listed if i["service_request_id"] == filed.tracking_number] == [None]
 
 
 def test_internal_notes_and_routing_reasons_are_never_status_notes(api):

@@ -38,7 +38,8 @@ the same fields as a JSON object. Decisions:
 * `media_url` (the client's own photo link) is not fetched (no server-side requests to
   arbitrary URLs); an http(s) URL is appended to the description for officers to open.
 
-GET requests.json is public, as in Open311, so it shows only what bot.complaints.public allows:
+GET requests.json is public, as in Open311, so it shows only what bot.complaints.public allows
+(complaints filed in chat: service, agency, status and dates only):
 never misconduct reports (not listed; their numbers are 404 like unknown ones), never anything
 about the reporter, routing reasons or internal notes; `description` and `status_notes` (the
 latest officer reply, resolution or closing note sent to the reporter) as written, with phone
@@ -152,7 +153,7 @@ def request_json(request: Request, catalog: Catalog, item: PublicComplaint) -> d
     service = catalog.service(complaint.service_id) if complaint.service_id else None
     agency = catalog.agency(complaint.agency_code)
     media = None
-    if complaint.photos:
+    if complaint.photos and item.details_shown:
         media = str(request.base_url).rstrip("/") + f"{PREFIX}/media/{complaint.photos[0].id}"
     return {
         "service_request_id": complaint.tracking_number,
@@ -166,11 +167,11 @@ def request_json(request: Request, catalog: Catalog, item: PublicComplaint) -> d
         "requested_datetime": _iso(complaint.filed_at),
         "updated_datetime": _iso(complaint.updated_at),
         "expected_datetime": _iso(complaint.resolve_due_at),
-        "address": complaint.place,
+        "address": complaint.place if item.details_shown else None,
         "address_id": None,
         "zipcode": None,
-        "lat": complaint.latitude,
-        "long": complaint.longitude,
+        "lat": complaint.latitude if item.details_shown else None,
+        "long": complaint.longitude if item.details_shown else None,
         "media_url": media,
     }
 
