@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActionExecuted, EventType, SessionStarted, SlotSet
+from rasa_sdk.events import ActionExecuted, ActiveLoop, EventType, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.answers.render import ASPECTS
@@ -25,6 +25,13 @@ logger = logging.getLogger(__name__)
 _live: LiveAssistant | None = None
 # What a conversation remembers across a session rollover (see ActionSessionStart).
 CONVERSATION_SLOTS = ("service", "service_candidates")
+# A complaint being filed survives a rollover too: its draft, its open question and the form.
+COMPLAINT_FORM = "complaint_form"
+COMPLAINT_SLOTS = (
+    "complaint_key", "complaint_subject", "complaint_description", "complaint_place", "complaint_photos",
+    "complaint_photos_done", "complaint_contact", "complaint_phone", "complaint_confirm", "complaint_misconduct",
+    "requested_slot",
+)
 
 
 def configure(live: LiveAssistant) -> None:
@@ -119,7 +126,8 @@ class ActionSessionStart(Action):
 
     Rasa's tracker store loads only the current session, so the gateway starts a new one every
     so many turns (`/session_start`) to keep a long conversation's turns as cheap as its first.
-    Such a rollover keeps what the conversation is about (the service slots); a session that
+    Such a rollover keeps what the conversation is about (the service slots) and a complaint being
+    filed (its form and draft); a session that
     expired after an idle hour starts afresh, as before.
     """
 
@@ -130,6 +138,9 @@ class ActionSessionStart(Action):
         events: list[EventType] = [SessionStarted()]
         if _intent(tracker) == "session_start":
             events += [SlotSet(name, tracker.get_slot(name)) for name in CONVERSATION_SLOTS if tracker.get_slot(name)]
+            if (tracker.active_loop or {}).get("name") == COMPLAINT_FORM:
+                events.append(ActiveLoop(COMPLAINT_FORM))
+                events += [SlotSet(name, tracker.get_slot(name)) for name in COMPLAINT_SLOTS if tracker.get_slot(name)]
         events.append(ActionExecuted("action_listen"))
         return events
 

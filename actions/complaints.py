@@ -45,7 +45,8 @@ FORM = "complaint_form"
 REQUESTED = "requested_slot"
 KEY, SUBJECT, DESCRIPTION, PLACE = "complaint_key", "complaint_subject", "complaint_description", "complaint_place"
 PHOTOS, PHOTOS_DONE = "complaint_photos", "complaint_photos_done"
-CONTACT, PHONE, CONFIRM, MISCONDUCT = "complaint_contact", "complaint_phone", "complaint_confirm", "complaint_misconduct"
+CONTACT, PHONE, CONFIRM = "complaint_contact", "complaint_phone", "complaint_confirm"
+MISCONDUCT = "complaint_misconduct"
 # Every slot of a draft, cleared when a new complaint starts and after it is filed or cancelled.
 DRAFT_SLOTS = (KEY, SUBJECT, DESCRIPTION, PLACE, PHOTOS, PHOTOS_DONE, CONTACT, PHONE, CONFIRM, MISCONDUCT)
 ASKED = (SUBJECT, DESCRIPTION, PLACE, PHOTOS_DONE, CONTACT, PHONE, CONFIRM)
@@ -231,7 +232,8 @@ class ValidateComplaintForm(FormValidationAction):
         services = [s for s in _entities(tracker, "service") if s in catalog.services]
         agencies = [a for a in _entities(tracker, "agency") if catalog.agency(a) is not None]
         if services or agencies:
-            return {SUBJECT: {"service": services[0] if services else None, "agency": agencies[0] if agencies else None}}
+            first = {"service": services[0] if services else None, "agency": agencies[0] if agencies else None}
+            return {SUBJECT: first}
         return {SUBJECT: None}
 
     def extract_complaint_description(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> dict:

@@ -14,15 +14,23 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.casework.lookup import EXPECTS_CODE, StatusLookup
+from bot.answers.reply import Reply
+from bot.casework.lookup import EXPECTS_CODE, StatusLookup, is_complaint
 
 _lookup: StatusLookup | None = None
+# The complaint desk's chat side (bot.complaints.chat.ComplaintChat), for CMP numbers.
+_complaints = None
 _TOKEN = re.compile(r"^[0-9a-f]{64}$")
 
 
 def configure(lookup: StatusLookup) -> None:
     global _lookup
     _lookup = lookup
+
+
+def configure_complaints(chat) -> None:
+    global _complaints
+    _complaints = chat
 
 
 def lookup() -> StatusLookup:
@@ -62,8 +70,17 @@ class ActionAskTrackingNumber(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         reply = await asyncio.to_thread(lookup().ask_number, tracker.sender_id)
+        if _complaints is not None:
+            reply = _with_complaints(reply, await asyncio.to_thread(_complaints.mine_reply, tracker.sender_id))
         dispatcher.utter_message(**reply.to_rasa())
         return []
+
+
+def _with_complaints(ask: Reply, mine: Reply) -> Reply:
+    """The question for a number, with this chat's complaints listed under it ("ร้องเรียนของฉัน")."""
+    if not mine.buttons:
+        return ask
+    return Reply(f"{ask.text}\n\n{mine.text}", (*ask.buttons, *mine.buttons))
 
 
 class ActionAskVerificationToken(Action):
@@ -86,7 +103,14 @@ class ActionStatusAnswer(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         number = tracker.get_slot("tracking_number")
         token = tracker.get_slot("verification_token")
-        if number:
+        if number and is_complaint(number) and _complaints is not None:
+            # Only its reporter (or a chat that proved its digits) sees a complaint; anyone else
+            # gets the words an unknown number gets.
+            reply = await asyncio.to_thread(_complaints.status, tracker.sender_id, number)
+            if reply is None:
+                reply = lookup().denied(number)
+            dispatcher.utter_message(**reply.to_rasa())
+        elif number:
             reply = await asyncio.to_thread(lookup().answer, tracker.sender_id, number, token)
             dispatcher.utter_message(**reply.to_rasa())
         # The token is single-use: never keep it in the conversation.

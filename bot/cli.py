@@ -83,13 +83,28 @@ def _actions(settings: Settings) -> int:
     from rasa_sdk.endpoint import create_app
 
     import actions.actions
+    import actions.complaints
     import actions.status
     from bot.assistant import LiveAssistant
     from bot.casework.lookup import StatusLookup
+    from bot.casework.registry import Registry
+    from bot.complaints import Desk, PhotoStore
+    from bot.complaints.chat import ComplaintChat
+    from bot.db import make_engine
 
     live = LiveAssistant(settings.catalog_dir)
     actions.actions.configure(live)
-    actions.status.configure(StatusLookup(_registry(settings, live), lambda: live.current()))
+    engine = make_engine(settings.database)
+    registry = Registry(engine, settings.verification_secret, lambda: live.current().catalog)
+    actions.status.configure(StatusLookup(registry, lambda: live.current()))
+    # The complaint desk on the same database and secret as the gateway's, and the same photo
+    # directory (the gateway stores the photos a citizen sends; filing checks their ids).
+    chat = ComplaintChat(
+        Desk(engine, settings.verification_secret, lambda: live.current().catalog,
+             photos=PhotoStore(settings.data_dir / "photos"))
+    )
+    actions.complaints.configure(chat)
+    actions.status.configure_complaints(chat)
     app = create_app("actions")
     # Internal: only Rasa calls the action server, so it binds the internal host.
     app.run(settings.internal_host, settings.actions_port, workers=1, access_log=False, motd=False)

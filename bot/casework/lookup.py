@@ -37,6 +37,10 @@ class StatusLookup:
     def ask_code(self, number: str) -> Reply:
         return self._assistant().answers.status_ask_code(number)
 
+    def denied(self, number: str) -> Reply:
+        """What an unknown number, a wrong code and someone else's complaint all get."""
+        return self._assistant().answers.status_denied(number)
+
     def answer(self, identity: str, number: str, token: str | None) -> Reply:
         """The request's status if this identity may see it, else the same refusal for every reason."""
         answers = self._assistant().answers

@@ -10,11 +10,13 @@ import inspect
 import json
 
 import pytest
+import yaml
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 import actions.actions as actions
+import actions.complaints as complaint_actions
 import actions.status as status_actions
 from bot.answers.reply import Reply
 from bot.assistant import LiveAssistant
@@ -24,6 +26,7 @@ from bot.db import make_engine, migrate
 from bot.settings import PROJECT_ROOT, TIMEZONE
 
 FIXTURES = PROJECT_ROOT / "tests" / "data" / "trackers"
+DOMAIN = yaml.safe_load((PROJECT_ROOT / "nlu_data" / "domain.yml").read_text(encoding="utf-8"))
 NOW = dt.datetime(2026, 11, 25, 10, 0, tzinfo=TIMEZONE)
 ACTIONS = {
     cls().name(): cls
@@ -156,14 +159,27 @@ def test_without_a_number_the_lookup_asks_for_one_and_offers_linked_requests(reg
     assert [b["payload"] for b in message["buttons"]] == [f'/check_status{{"tracking_number": "{number}"}}']
 
 
-def test_human_and_complaint_replies_follow_the_remembered_service(assistant):
+def filing_subject(fixture: str) -> tuple[Tracker, dict]:
+    """Start the complaint form on the tracker captured when the complaint was made; the slots it fills."""
+    data = json.loads((FIXTURES / f"{fixture}.json").read_text(encoding="utf-8"))
+    t = data["tracker"]
+    tracker = Tracker(
+        "web:fixture", t["slots"], t["latest_message"], t["events"], t["paused"],
+        t["followup_action"], t["active_loop"], t["latest_action_name"],
+    )
+    events = asyncio.run(complaint_actions.ValidateComplaintForm().run(CollectingDispatcher(), tracker, DOMAIN))
+    return tracker, {e["name"]: e["value"] for e in events if e["event"] == "slot"}
+
+
+def test_human_and_complaint_follow_the_remembered_service(assistant):
     tracker, _, [human] = run("human_after_passport")
     assert intent(tracker) == "request_human"
     assert human == assistant.answers.human_contact("passport")
     assert "เรื่องการขอหนังสือเดินทางบุคคลทั่วไป ติดต่อกรมการกงสุล" in human.text
-    tracker, _, [complaint] = run("complaint_after_passport")
+    tracker, slots = filing_subject("complaint_after_passport")
     assert intent(tracker) == "file_complaint"
-    assert complaint == assistant.answers.complaint_channels("passport")
+    assert slots["complaint_subject"] == {"service": "passport", "agency": None}
+    assert slots["requested_slot"] == "complaint_description", "the form asks what happened, not who"
 
 
 def entities(tracker: Tracker) -> list[tuple[str, str]]:
@@ -171,37 +187,38 @@ def entities(tracker: Tracker) -> list[tuple[str, str]]:
 
 
 def test_an_agency_named_in_the_complaint_wins_over_the_remembered_service(assistant):
-    tracker, events, [reply] = run("complaint_names_an_agency")
+    tracker, slots = filing_subject("complaint_names_an_agency")
     assert intent(tracker) == "file_complaint" and tracker.get_slot("service") == "id_card"
     assert entities(tracker) == [("agency", "DLT")]
-    assert events == [] and reply == assistant.answers.complaint_channels(None, "DLT")
-    dlt, id_card = assistant.catalog.agencies["DLT"], assistant.catalog.services["id_card"]
-    assert reply.text.startswith("📣 ช่องทางร้องเรียนกรมการขนส่งทางบก")
-    assert f"• {dlt.name}: {dlt.complaint_channel}" in reply.text
-    assert id_card.name not in reply.text
-    assert not any(channel.name in reply.text for channel in id_card.complaint_channels)
-    assert "1111" in reply.text and "ป.ป.ท." not in reply.text
+    assert slots["complaint_subject"] == {"service": None, "agency": "DLT"}
+    assert slots["complaint_misconduct"] is False
 
 
-def test_an_agency_that_owns_the_remembered_service_keeps_the_services_channels(assistant):
-    tracker, _, [reply] = run("complaint_names_the_services_agency")
+def test_an_agency_that_owns_the_remembered_service_keeps_the_service(assistant):
+    tracker, slots = filing_subject("complaint_names_the_services_agency")
     assert tracker.get_slot("service") == "driving_licence_renewal" and entities(tracker) == [("agency", "DLT")]
-    assert reply == assistant.answers.complaint_channels("driving_licence_renewal")
+    assert slots["complaint_subject"] == {"service": "driving_licence_renewal", "agency": "DLT"}
 
 
 def test_a_service_named_in_the_complaint_wins_over_the_remembered_one(assistant):
-    tracker, _, [reply] = run("complaint_names_a_service")
+    tracker, slots = filing_subject("complaint_names_a_service")
     assert intent(tracker) == "file_complaint" and tracker.get_slot("service") == "passport"
     assert ("service", "vehicle_tax_renewal") in entities(tracker)
-    assert reply == assistant.answers.complaint_channels("vehicle_tax_renewal")
+    assert slots["complaint_subject"] == {"service": "vehicle_tax_renewal", "agency": None}
 
 
-def test_a_bribery_complaint_also_names_the_agencys_misconduct_channel(assistant):
-    tracker, _, [reply] = run("complaint_bribery")
+def test_a_bribery_complaint_is_flagged_for_the_misconduct_channel(assistant):
+    tracker, slots = filing_subject("complaint_bribery")
     assert intent(tracker) == "file_complaint" and entities(tracker) == [("agency", "RTP")]
-    assert reply == assistant.answers.complaint_channels(None, "RTP", misconduct=True)
+    assert slots["complaint_subject"] == {"service": None, "agency": "RTP"}
+    assert slots["complaint_misconduct"] is True
     rtp, pacc = assistant.catalog.agencies["RTP"], assistant.catalog.agencies["PACC"]
-    assert rtp.misconduct_channel == "PACC"
+    assert rtp.misconduct_channel == "PACC" and pacc is not None
+
+
+def test_the_channels_answer_still_names_the_misconduct_channel(assistant):
+    reply = assistant.answers.complaint_channels(None, "RTP", misconduct=True)
+    rtp, pacc = assistant.catalog.agencies["RTP"], assistant.catalog.agencies["PACC"]
     assert rtp.complaint_channel in reply.text and pacc.complaint_channel in reply.text
 
 

@@ -78,7 +78,8 @@ class Chat:
 
     def tracker(self) -> Tracker:
         loop = {"name": "complaint_form"} if self.active else {}
-        return Tracker(self.sender, dict(self.slots), self.latest, list(self.events), False, None, loop, "action_listen")
+        slots, events = dict(self.slots), list(self.events)
+        return Tracker(self.sender, slots, self.latest, events, False, None, loop, "action_listen")
 
     def _apply(self, events: list[dict]) -> None:
         for e in events:
@@ -108,7 +109,8 @@ class Chat:
         self.controls = []
         replies = self._run(complaint_actions.ValidateComplaintForm())
         asked = self.slots["requested_slot"]
-        if asked is None and any(e.get("name") == "requested_slot" for e in self.events[-1:]) is False:
+        if asked is None and self.slots["complaint_confirm"] != "cancel":
+            # rasa_sdk left the choice to Rasa (the required slots were the domain's): the first missing one
             asked = next((s for s in FORM_SLOTS if self.slots.get(s) is None and self._required(s)), None)
             self.slots["requested_slot"] = asked
         if asked is None:
@@ -117,9 +119,8 @@ class Chat:
         return replies + self._run(ASK[f"action_ask_{asked}"]())
 
     def _required(self, slot: str) -> bool:
-        required = asyncio.run(
-            complaint_actions.ValidateComplaintForm().required_slots(FORM_SLOTS, CollectingDispatcher(), self.tracker(), DOMAIN)
-        )
+        form = complaint_actions.ValidateComplaintForm()
+        required = asyncio.run(form.required_slots(FORM_SLOTS, CollectingDispatcher(), self.tracker(), DOMAIN))
         return slot in required
 
     def tap(self, choice: str, intent: str = "affirm") -> list[Reply]:
