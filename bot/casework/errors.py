@@ -60,3 +60,17 @@ class InvalidTransition(Conflict):
 
 class NumbersExhausted(Conflict):
     """An agency used all 999,999 numbers of a year."""
+
+
+def check_text(value: str | None, field: str, limit: int, required: bool = False) -> str | None:
+    """`value` stripped, or None when empty (refused if `required`), at most `limit` characters."""
+    if value is not None and not isinstance(value, str):
+        raise InvalidInput(f"{field} must be text", field=field)
+    text = (value or "").strip()
+    if not text:
+        if required:
+            raise InvalidInput(f"{field} must not be empty", field=field)
+        return None
+    if len(text) > limit:
+        raise InvalidInput(f"{field} must be at most {limit} characters", field=field)
+    return text

@@ -37,6 +37,7 @@ from bot.casework.errors import (
     UnknownAgency,
     UnknownService,
     UnknownStatus,
+    check_text,
 )
 from bot.casework.numbers import allocate_number, numbers_agency
 from bot.casework.request import (
@@ -133,7 +134,7 @@ class Registry:
         service = self._service(service_id)
         if code not in (service.agency, *service.partner_agencies):
             raise InvalidInput(f"{code} does not provide {service_id}", field="service_id")
-        office = _text(office, "office", MAX_OFFICE, required=True)
+        office = check_text(office, "office", MAX_OFFICE, required=True)
         if verification.normalize_digits(phone_last4) is None:
             raise InvalidDigits("phone_last4 must be the last 4 digits of the applicant's phone", field="phone_last4")
         filed = self._time(submitted_at, "submitted_at", now)
@@ -257,7 +258,7 @@ class Registry:
         at: Optional[dt.datetime] = None,
     ) -> ServiceRequest:
         """Move the request to a catalog step (forward or back); moving to the current one only sets `note`."""
-        note = _text(note, "note", MAX_NOTE)
+        note = check_text(note, "note", MAX_NOTE)
 
         def change(row: ServiceRequestRow, service: Service, when: dt.datetime) -> Optional[str]:
             if isinstance(step_index, bool) or not isinstance(step_index, int) or not (
@@ -296,7 +297,7 @@ class Registry:
         """
         if status not in STATUSES:
             raise UnknownStatus(f"unknown status {status!r}; one of {', '.join(STATUSES)}", field="status")
-        note = _text(note, "note", MAX_NOTE)
+        note = check_text(note, "note", MAX_NOTE)
 
         def change(row: ServiceRequestRow, service: Service, when: dt.datetime) -> Optional[str]:
             current = row.steps[-1]
@@ -322,7 +323,7 @@ class Registry:
         self, number: str, agency_code: str, note: str, *, actor: str, at: Optional[dt.datetime] = None
     ) -> ServiceRequest:
         """Set the officer's note to the citizen on the current step (the audit trail keeps the old one)."""
-        text = _text(note, "note", MAX_NOTE, required=True)
+        text = check_text(note, "note", MAX_NOTE, required=True)
 
         def change(row: ServiceRequestRow, service: Service, when: dt.datetime) -> Optional[str]:
             if row.steps[-1].note == text:
@@ -526,17 +527,6 @@ class Registry:
         return value.astimezone(TIMEZONE)
 
 
-def _text(value: Optional[str], field: str, limit: int, required: bool = False) -> Optional[str]:
-    if value is not None and not isinstance(value, str):
-        raise InvalidInput(f"{field} must be text", field=field)
-    text = (value or "").strip()
-    if not text:
-        if required:
-            raise InvalidInput(f"{field} must not be empty", field=field)
-        return None
-    if len(text) > limit:
-        raise InvalidInput(f"{field} must be at most {limit} characters", field=field)
-    return text
 
 
 def _identity(identity: str) -> str:

@@ -32,6 +32,7 @@ from bot.casework.errors import (
     StepOutOfRange,
     UnknownAgency,
     UnknownService,
+    check_text,
 )
 from bot.casework.numbers import allocate_number
 from bot.complaints import notify
@@ -382,16 +383,3 @@ def _location(latitude: Optional[float], longitude: Optional[float]) -> tuple[Op
     if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
         raise InvalidInput("latitude must be -90 to 90 and longitude -180 to 180", field="latitude")
     return lat, lon
-
-
-def check_text(value: Optional[str], field: str, limit: int, required: bool = False) -> Optional[str]:
-    if value is not None and not isinstance(value, str):
-        raise InvalidInput(f"{field} must be text", field=field)
-    text = (value or "").strip()
-    if not text:
-        if required:
-            raise InvalidInput(f"{field} must not be empty", field=field)
-        return None
-    if len(text) > limit:
-        raise InvalidInput(f"{field} must be at most {limit} characters", field=field)
-    return text

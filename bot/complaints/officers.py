@@ -24,11 +24,10 @@ from sqlalchemy.orm import Session
 
 from bot.answers.reply import Reply
 from bot.casework import audit
-from bot.casework.errors import InvalidInput, InvalidTransition, NotFound, UnknownAgency, UnknownStatus
+from bot.casework.errors import InvalidInput, InvalidTransition, NotFound, UnknownAgency, UnknownStatus, check_text
 from bot.catalog.loader import Catalog
 from bot.complaints import messages, notify
 from bot.complaints.desk import Desk
-from bot.complaints.intake import check_text
 from bot.complaints.model import (
     OFFICER_TRANSITIONS,
     OPEN,

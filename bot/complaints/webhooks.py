@@ -288,7 +288,6 @@ class WebhookSender:
         transport: Optional[httpx.AsyncBaseTransport] = None,
     ) -> None:
         self._desk = desk
-        self._writer = desk.writer
         self.policy = policy
         self._timeout = timeout
         self._clock = clock
@@ -357,13 +356,7 @@ class WebhookSender:
             return row.url, self._desk.webhook_secrets.open(row.secret_sealed)
 
     def _finish(self, row: Mapping[str, Any], state: str, error: Optional[str]) -> None:
-        t = WebhookDeliveryRow.__table__
-        values: dict[str, Any] = {"state": state, "lease_owner": None, "lease_until": None, "last_error": error}
-        if state == "sent":
-            values["sent_at"] = self._clock()
-        with transaction(self._writer) as session:
-            done = session.execute(update(t).where(self.table.leased(row["id"])).values(**values)).rowcount == 1
-        if not done:
+        if not self.table.finish(row["id"], state, error, self._clock()):
             logger.warning("webhooks: %s was taken over by another sender before it finished", row["key"])
             return
         if state == "sent":

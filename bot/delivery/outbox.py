@@ -31,7 +31,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from bot.answers.reply import Button, Reply
@@ -157,7 +157,6 @@ class Sender:
         deliver_timeout: float = 30.0,
         clock: Clock = utc_now,
     ) -> None:
-        self._writer = writer(engine)
         self._adapters = adapters
         self._opt_outs = opt_outs
         self.policy = policy
@@ -204,13 +203,7 @@ class Sender:
         await asyncio.to_thread(self.table.retry, row["id"], at, error)
 
     def _finish(self, row: Mapping[str, Any], state: str, error: Optional[str]) -> None:
-        t = OutboundMessageRow.__table__
-        values: dict[str, Any] = {"state": state, "lease_owner": None, "lease_until": None, "last_error": error}
-        if state == "sent":
-            values["sent_at"] = self._clock()
-        with transaction(self._writer) as session:
-            done = session.execute(update(t).where(self.table.leased(row["id"])).values(**values)).rowcount == 1
-        if not done:
+        if not self.table.finish(row["id"], state, error, self._clock()):
             logger.warning("outbox: %s was taken over by another sender before it finished", row["key"])
             return
         if state == "sent":

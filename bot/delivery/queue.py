@@ -159,6 +159,15 @@ class LeasedTable:
         t = self.table
         return and_(t.c.id == row_id, t.c.lease_owner == self.owner, t.c.state == PENDING)
 
+    def finish(self, row_id: int, state: str, error: Optional[str], now: dt.datetime) -> bool:
+        """Take the row out of the queue as `state` ("sent" also stamps `sent_at`), if this owner
+        still holds it; False when another sender took it over in the meantime."""
+        values: dict[str, Any] = {"state": state, "lease_owner": None, "lease_until": None, "last_error": error}
+        if state == "sent":
+            values["sent_at"] = now
+        with transaction(self.writer) as session:
+            return session.execute(update(self.table).where(self.leased(row_id)).values(**values)).rowcount == 1
+
     def retry(self, row_id: int, at: dt.datetime, error: str) -> bool:
         """Back to the queue, due at `at`."""
         t = self.table
