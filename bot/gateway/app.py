@@ -86,6 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 can_push=delivery.notifier.can_push,
             )
             app.state.complaints = ComplaintService(desk)
+            for channel in channels:  # photos citizens send for a complaint are kept with the desk's
+                channel.photos = desk.photos
             await app.state.complaints.start()
             for channel in channels:
                 if isinstance(channel, telegram.TelegramChannel):

@@ -15,7 +15,11 @@ secret token) and calls `Conversation.handle(identity, text)`. The pipeline then
 5. keeps the 4 verification digits of a status lookup away from Rasa: when the bot asks for
    them (a control message naming the tracking number), the citizen's next message, if it
    holds four digits, is replaced by a keyed token (`verifier_token`) carried in a payload
-   the gateway writes itself. The digits are never stored, logged or seen by the NLU.
+   the gateway writes itself. The digits are never stored, logged or seen by the NLU;
+6. lets a LINE or Telegram photo or location reach the complaint form: when the form asks for
+   a place or photos it sends a control message (`expects`), remembered for that turn only, and
+   the channel adapter then passes what the citizen sent as a payload the gateway writes itself
+   (`handle(..., gateway_payload=...)`), never one a citizen could type.
 
 When Rasa or the action server is down, the citizen gets a short apology, never silence.
 Rasa is called with aiohttp, which costs a third of what httpx does per call (0.4 against
@@ -60,6 +64,9 @@ RASA_TIMEOUT_SECONDS = 30.0
 SESSION_TURNS = 20
 SESSION_START = "/session_start"
 CODE_TTL_SECONDS = 15 * 60
+# The complaint form's questions that a photo or a location may answer (actions/complaints.py).
+EXPECTS_MEDIA = ("complaint_location", "complaint_photo")
+MEDIA_TTL_SECONDS = 60 * 60
 _DIGIT = re.compile(r"[0-9\u0e50-\u0e59]")
 
 
@@ -111,9 +118,15 @@ class Conversation:
         self._verification_secret = verification_secret
         self._health: tuple[float, dict[str, str]] | None = None
 
-    async def handle(self, identity: str, text: str, *, max_buttons: int | None = None) -> Turn:
-        """Deliver one message from a verified `identity`; the replies to show, in order."""
-        text = text.strip()
+    async def handle(
+        self, identity: str, text: str, *, max_buttons: int | None = None, gateway_payload: str | None = None
+    ) -> Turn:
+        """Deliver one message from a verified `identity`; the replies to show, in order.
+
+        `gateway_payload`: a payload a channel adapter wrote itself for what the citizen sent
+        (a stored photo, a shared location); it goes to Rasa as is, and `text` is ignored.
+        """
+        text = gateway_payload if gateway_payload is not None else text.strip()
         if not text:
             return Turn([Reply(EMPTY)], refused="empty")
         if len(text) > MAX_MESSAGE_CHARS:
@@ -129,8 +142,8 @@ class Conversation:
         if text == MORE_PAYLOAD and offer.more:
             page = Reply("", tuple(offer.more))
             return Turn([await self._present(identity, page, max_buttons, offer)])
-        message = text if text in offer.payloads else as_plain_words(text)
-        pending = await self._state.get(f"verify:{identity}")
+        message = text if gateway_payload is not None or text in offer.payloads else as_plain_words(text)
+        pending = await self._state.get(f"verify:{identity}") if gateway_payload is None else None
         if pending:
             await self._state.set(f"verify:{identity}", "", 1)
             code = verification_code(text)
@@ -140,9 +153,10 @@ class Conversation:
         if not message:
             return Turn([Reply(EMPTY)], refused="empty")
         try:
-            if await self._state.incr(f"turns:{identity}", OFFER_TTL_SECONDS) % SESSION_TURNS == 0:
+            turn = await self._state.incr(f"turns:{identity}", OFFER_TTL_SECONDS)
+            if turn % SESSION_TURNS == 0:
                 await self._ask_rasa(identity, SESSION_START)
-            replies = await self._ask_rasa(identity, message)
+            replies = await self._ask_rasa(identity, message, turn)
         except ConversationUnavailable:
             return Turn([Reply(UNAVAILABLE)], refused="unavailable")
         if not replies and (await self.health(fresh=True)).get("actions") == "down":
@@ -150,7 +164,7 @@ class Conversation:
             return Turn([Reply(UNAVAILABLE)], refused="unavailable")
         return Turn([await self._present(identity, reply, max_buttons, offer) for reply in replies])
 
-    async def _ask_rasa(self, identity: str, message: str) -> list[Reply]:
+    async def _ask_rasa(self, identity: str, message: str, turn: int = 0) -> list[Reply]:
         """Rasa's replies to `message`; control messages (`custom`) are acted on, not shown."""
         try:
             async with self._client.post(
@@ -169,16 +183,29 @@ class Conversation:
                 continue
             control = item.get("custom")
             if isinstance(control, dict):
-                await self._control(identity, control)
+                await self._control(identity, control, turn)
             else:
                 replies.append(Reply.from_rasa(item))
         return replies
 
-    async def _control(self, identity: str, control: dict) -> None:
-        """A control message from the actions: expect the verification digits for a number."""
+    async def _control(self, identity: str, control: dict, turn: int = 0) -> None:
+        """A control message from the actions: expect the verification digits for a number, or a
+        photo or location for the complaint form (until the citizen's next message)."""
         number = control.get("tracking_number")
-        if control.get("expects") == EXPECTS_CODE and isinstance(number, str):
+        expects = control.get("expects")
+        if expects == EXPECTS_CODE and isinstance(number, str):
             await self._state.set(f"verify:{identity}", number, CODE_TTL_SECONDS)
+        elif expects in EXPECTS_MEDIA:
+            await self._state.set(f"media:{identity}", f"{expects}@{turn}", MEDIA_TTL_SECONDS)
+
+    async def expected_media(self, identity: str) -> str | None:
+        """What the complaint form's open question accepts ("complaint_location", "complaint_photo"),
+        or None: it holds only while no other message came after the question."""
+        raw = await self._state.get(f"media:{identity}")
+        if not raw:
+            return None
+        expects, _, turn = raw.partition("@")
+        return expects if await self._state.get(f"turns:{identity}") == turn else None
 
     async def _offer(self, identity: str) -> "_Offer":
         raw = await self._state.get(f"offer:{identity}")

@@ -38,7 +38,7 @@ from typing import Any, Callable
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from bot.runtime.stack import free_port
 
@@ -47,6 +47,7 @@ CHANNEL_SECRET = "test-line-channel-secret"
 INVALID_REPLY_TOKEN = {"message": "Invalid reply token"}
 RATE_LIMITED = {"message": "The API rate limit has been exceeded. Try again later."}
 SERVER_ERROR = {"message": "An error occurred in the server. Try again later."}
+NOT_FOUND = {"message": "Not found"}
 AUTH_FAILED = {"message": "Authentication failed. Confirm that the access token in the authorization header is valid."}
 USER_ID = re.compile(r"^U[0-9a-f]{32}$")
 
@@ -101,6 +102,8 @@ class FakeLineApi:
         self._accepted_keys: dict[str, dict] = {}  # retry key -> the 200 body it got
         self._delivered: list[tuple[str, str, dict]] = []  # (user id, "reply"/"push", message)
         self.rich_menus: dict[str, dict] = {}
+        # What users sent (images ...), served by the blob API: message id -> (bytes, content type).
+        self.contents: dict[str, tuple[bytes, str]] = {}
         self.rich_menu_images: dict[str, bytes] = {}
         self.default_rich_menu: str | None = None
         # Called (in the fake's thread) with each call once it is recorded: benchmarks wait on it.
@@ -149,6 +152,11 @@ class FakeLineApi:
             self._reply_tokens.clear()
             self._accepted_keys.clear()
             self._delivered.clear()
+
+    def add_content(self, message_id: str, data: bytes, content_type: str = "image/jpeg") -> None:
+        """Content a user sent with message `message_id`, for `GET /v2/bot/message/{id}/content`."""
+        with self._lock:
+            self.contents[message_id] = (data, content_type)
 
     def issue_reply_token(self, user: str) -> str:
         """A reply token as LINE puts in a webhook event for `user`."""
@@ -227,6 +235,31 @@ class FakeLineApi:
                 fake.listener(call)
             response_headers = {"x-line-request-id": str(uuid.uuid4()), **extra}
             return JSONResponse(content, status_code=status, headers=response_headers)
+
+        @app.get("/v2/bot/message/{message_id}/content")
+        async def content(request: Request, message_id: str):
+            # The blob API (api-data.line.me): the bytes, or LINE's JSON errors (401, 404 once the
+            # content is gone or was never there, 429/5xx when failures are queued).
+            at = time.perf_counter()
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            with fake._lock:
+                found = fake.contents.get(message_id)
+                if headers.get("authorization") != f"Bearer {fake.access_token}":
+                    status, error = 401, AUTH_FAILED
+                elif fake._failures:
+                    failure = fake._failures.pop(0)
+                    status = failure.status
+                    error = RATE_LIMITED if status == 429 else SERVER_ERROR
+                elif found is None:
+                    status, error = 404, NOT_FOUND
+                else:
+                    status, error = 200, None
+                fake._calls.append(Call(request.method, request.url.path, headers, None, status, at, b""))
+            request_id = {"x-line-request-id": str(uuid.uuid4())}
+            if error is not None:
+                return JSONResponse(error, status_code=status, headers=request_id)
+            data, content_type = found
+            return Response(data, media_type=content_type, headers=request_id)
 
         @app.post("/v2/bot/message/reply")
         async def reply(request: Request):
@@ -473,8 +506,11 @@ def postback_event(user: str, data: str, reply_token: str | None = None, *, even
     )
 
 
-def media_event(user: str, kind: str, reply_token: str | None = None, *, event_id: str | None = None) -> dict:
-    """A sticker, image, audio, video, file or location message."""
+def media_event(
+    user: str, kind: str, reply_token: str | None = None, *, event_id: str | None = None,
+    message_id: str | None = None, **overrides: Any,
+) -> dict:
+    """A sticker, image, audio, video, file or location message (`overrides` replace its fields)."""
     details: dict[str, Any] = {
         "sticker": {"packageId": "446", "stickerId": "1988", "stickerResourceType": "STATIC", "quoteToken": "q"},
         "image": {"contentProvider": {"type": "line"}, "quoteToken": "q"},
@@ -483,7 +519,7 @@ def media_event(user: str, kind: str, reply_token: str | None = None, *, event_i
         "file": {"fileName": "doc.pdf", "fileSize": 1024},
         "location": {"title": "ที่ว่าการอำเภอ", "address": "กรุงเทพฯ", "latitude": 13.75, "longitude": 100.5},
     }[kind]
-    message = {"id": str(secrets.randbelow(10**18)), "type": kind, **details}
+    message = {"id": message_id or str(secrets.randbelow(10**18)), "type": kind, **details, **overrides}
     return _event("message", user, reply_token=reply_token, event_id=event_id, redelivery=False, message=message)
 
 

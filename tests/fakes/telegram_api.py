@@ -46,7 +46,7 @@ from urllib.parse import parse_qsl
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 DEFAULT_TOKEN = "123456789:AAFakeTelegramTokenForTests_xyz0123456"
 BOT_ID = 123456789
@@ -119,6 +119,9 @@ class FakeTelegramAPI:
         self._state = _State()
         self._lock = threading.Lock()
         self._message_ids = itertools.count(1)
+        # Files citizens sent (photos): file_id -> bytes; getFile gives each a path under /file/bot<token>/.
+        self.files: dict[str, bytes] = {}
+        self._file_ids: dict[str, str] = {}  # file path -> file_id
         self._update_ids = itertools.count(100_000)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -332,6 +335,17 @@ class FakeTelegramAPI:
                                   "buttons": [b.get("text") for row in (p.get("reply_markup") or {}).get(
                                       "inline_keyboard", []) for b in row]} for p in self.sent()])
 
+        @app.get("/file/bot{token}/{file_path:path}")
+        async def download(token: str, file_path: str, request: Request) -> Response:
+            # The file URL getFile's path makes: the token is part of it, so a wrong one is 404,
+            # as is a path getFile never gave out.
+            with self._lock:
+                data = self.files.get(self._file_ids.get(file_path, "")) if token == self.token else None
+                self.calls.append(Call("file", request.url.path, dict(request.headers), {}, 200 if data else 404))
+            if data is None:
+                return _error(404, "Not Found")
+            return Response(data, media_type="application/octet-stream")
+
         @app.api_route("/{path:path}", methods=["GET", "POST"])
         async def elsewhere(path: str) -> JSONResponse:
             return _error(404, "Not Found")
@@ -358,6 +372,24 @@ class FakeTelegramAPI:
         if method == "getUpdates":
             return await self._m_getUpdates(params)
         return handler(params)
+
+    def add_file(self, file_id: str, data: bytes) -> None:
+        """A file a citizen sent (a photo), for getFile and the download URL."""
+        with self._lock:
+            self.files[file_id] = data
+
+    def _m_getFile(self, params: dict[str, Any]) -> JSONResponse:
+        file_id = str(params.get("file_id") or "")
+        with self._lock:
+            data = self.files.get(file_id)
+            if data is None:
+                return _error(400, "Bad Request: invalid file_id")
+            if len(data) > 20 * 1024 * 1024:  # the Bot API serves files up to 20 MB
+                return _error(400, "Bad Request: file is too big")
+            path = f"photos/file_{abs(hash(file_id)) % 10**6}.jpg"
+            self._file_ids[path] = file_id
+        unique = f"U{abs(hash(file_id)) % 10**8}"
+        return _ok({"file_id": file_id, "file_unique_id": unique, "file_size": len(data), "file_path": path})
 
     def _m_getMe(self, params: dict[str, Any]) -> JSONResponse:
         return _ok(self._me())
@@ -597,13 +629,24 @@ def sticker_update(update_id: int, chat_id: int) -> dict[str, Any]:
     return {"update_id": update_id, "message": _message(chat_id, sticker=sticker)}
 
 
-def photo_update(update_id: int, chat_id: int) -> dict[str, Any]:
-    photo = [{"file_id": "AgACAgIAAxkBAAEBphoto", "file_unique_id": "AQADphoto", "width": 90, "height": 90}]
+def photo_update(
+    update_id: int, chat_id: int, file_id: str = "AgACAgIAAxkBAAEBphoto", file_size: int | None = None
+) -> dict[str, Any]:
+    """A photo as Telegram sends it: its sizes, smallest first (here a thumbnail and the photo)."""
+    photo = [{"file_id": file_id + "-thumb", "file_unique_id": "AQADthumb", "width": 90, "height": 90}]
+    photo.append({"file_id": file_id, "file_unique_id": "AQADphoto", "width": 800, "height": 600})
+    if file_size is not None:
+        photo[-1]["file_size"] = file_size
     return {"update_id": update_id, "message": _message(chat_id, photo=photo, caption="ดูรูปนี้")}
 
 
-def location_update(update_id: int, chat_id: int) -> dict[str, Any]:
-    return {"update_id": update_id, "message": _message(chat_id, location={"latitude": 13.75, "longitude": 100.5})}
+def location_update(
+    update_id: int, chat_id: int, latitude: float = 13.75, longitude: float = 100.5
+) -> dict[str, Any]:
+    return {
+        "update_id": update_id,
+        "message": _message(chat_id, location={"latitude": latitude, "longitude": longitude}),
+    }
 
 
 def blocked_update(update_id: int, chat_id: int, *, blocked: bool = True) -> dict[str, Any]:

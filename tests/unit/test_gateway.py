@@ -260,3 +260,23 @@ async def test_the_verification_digits_never_reach_rasa(rasa):
         forged = '/check_status{"verification_token": "%s"}' % ("0" * 64)
         await conversation.handle(me, forged)
         assert rasa.received[-1]["message"] == forged.lstrip("/"), "a citizen cannot send a token payload"
+
+
+async def test_a_photo_or_location_is_expected_only_until_the_next_message(conversation, rasa):
+    me = identity()
+    assert await conversation.expected_media(me) is None
+    rasa.replies = [{"text": "เกิดเหตุที่ไหน"}, {"custom": {"expects": "complaint_location"}}]
+    turn = await conversation.handle(me, "รอคิวนานมาก")
+    assert [r.text for r in turn.replies] == ["เกิดเหตุที่ไหน"]
+    assert await conversation.expected_media(me) == "complaint_location"
+    rasa.replies = [{"text": "ส่งรูปได้"}, {"custom": {"expects": "complaint_photo"}}]
+    payload = '/file_complaint{"latitude": 13.75, "longitude": 100.5}'
+    await conversation.handle(me, "ignored", gateway_payload=payload)
+    assert rasa.received[-1]["message"] == payload, "a payload the gateway wrote goes to Rasa as is"
+    assert await conversation.expected_media(me) == "complaint_photo"
+    rasa.replies = [{"text": "ตอบ"}]
+    await conversation.handle(me, "ข้าม")
+    assert await conversation.expected_media(me) is None, "another message ends the expectation"
+    await conversation.handle(me, payload)
+    assert rasa.received[-1]["message"] == payload.lstrip("/"), "a citizen typing the payload is only words"
+    assert await conversation.expected_media(identity()) is None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import time
 import unicodedata
@@ -21,8 +22,9 @@ import pytest
 from fastapi import FastAPI
 
 from bot.answers.reply import Button, Reply
+from bot.complaints.photos import PhotoStore
 from bot.delivery.types import InboundEvent, RetryLater, Undeliverable
-from bot.gateway.channels import line
+from bot.gateway.channels import line, media
 from bot.gateway.channels.line_messages import (
     BUTTONS_ONLY_TEXT,
     cut_label,
@@ -158,15 +160,24 @@ class StubConversation:
 
     def __init__(self) -> None:
         self.asked: list[tuple[str, str, int | None]] = []
+        self.payloads: list[tuple[str, str]] = []  # gateway-written payloads (photos, locations, /help)
+        self.media: dict[str, str] = {}  # identity -> what the complaint form's open question takes
         self.delay = 0.0
         self.answer: Callable[[str], Turn] = lambda text: Turn([Reply(f"ตอบ: {text}", HELP_BUTTONS[:3])])
 
-    async def handle(self, identity: str, text: str, *, max_buttons: int | None = None) -> Turn:
+    async def handle(
+        self, identity: str, text: str, *, max_buttons: int | None = None, gateway_payload: str | None = None
+    ) -> Turn:
         self.asked.append((identity, text, max_buttons))
+        if gateway_payload is not None:
+            self.payloads.append((identity, gateway_payload))
         await asyncio.sleep(self.delay)
         if text == line.HELP_TEXT:
             return Turn([Reply("เมนูช่วยเหลือ", HELP_BUTTONS)])
         return self.answer(text)
+
+    async def expected_media(self, identity: str) -> str | None:
+        return self.media.get(identity)
 
 
 @pytest.fixture(scope="module")
@@ -438,6 +449,70 @@ async def test_stickers_and_media_get_please_type_with_the_help_menu(rig, kind):
     assert message["text"] == line.PLEASE_TYPE
     assert [i["action"]["data"] for i in message["quickReply"]["items"]] == [b.payload for b in HELP_BUTTONS]
     assert [text for _, text, _ in rig.conversation.asked] == [line.HELP_TEXT]
+
+
+JPEG = b"\xff\xd8\xff\xe0" + b"0" * 64
+
+
+@pytest.fixture
+def photos(tmp_path, rig):
+    rig.channel.photos = PhotoStore(tmp_path / "photos")
+    return rig.channel.photos
+
+
+async def test_a_photo_the_complaint_form_asks_for_is_fetched_stored_and_passed_on(rig, photos):
+    user = user_id()
+    rig.conversation.media[f"line:{user}"] = "complaint_photo"
+    rig.fake.add_content("7001", JPEG)
+    await rig.post([media_event(user, "image", rig.fake.issue_reply_token(user), message_id="7001")])
+    await rig.settle()
+    [call] = rig.fake.calls_to("/v2/bot/message/7001/content")
+    assert call.status == 200 and call.headers["authorization"] == f"Bearer {ACCESS_TOKEN}"
+    [(identity, payload)] = rig.conversation.payloads
+    photo_id = json.loads(payload.removeprefix("/file_complaint"))["photo_id"]
+    assert identity == f"line:{user}" and photos.read(photo_id) == JPEG
+    assert rig.fake.texts(user) == ["ตอบ:"], "the form's answer, not 'please type'"
+
+
+@pytest.mark.parametrize("content", [b"GIF89a" + b"0" * 10, b"\xff\xd8\xff" + b"0" * (5 * 1024 * 1024)])
+async def test_a_photo_that_is_not_a_jpeg_or_png_or_too_large_is_refused_politely(rig, photos, content):
+    user = user_id()
+    rig.conversation.media[f"line:{user}"] = "complaint_photo"
+    rig.fake.add_content("7002", content)
+    await rig.post([media_event(user, "image", rig.fake.issue_reply_token(user), message_id="7002")])
+    await rig.settle()
+    assert rig.fake.texts(user) == [media.PHOTO_REJECTED] and rig.conversation.payloads == []
+    assert not any(photos.root.rglob("*.jpg"))
+
+
+async def test_a_photo_line_no_longer_has_gets_a_try_again(rig, photos):
+    user = user_id()
+    rig.conversation.media[f"line:{user}"] = "complaint_photo"
+    await rig.post([media_event(user, "image", rig.fake.issue_reply_token(user), message_id="gone")])
+    await rig.settle()
+    assert [c.status for c in rig.fake.calls_to("/v2/bot/message/gone/content")] == [404]
+    assert rig.fake.texts(user) == [media.PHOTO_UNAVAILABLE]
+
+
+async def test_a_location_the_form_asks_for_is_passed_on_with_its_name(rig, photos):
+    user = user_id()
+    rig.conversation.media[f"line:{user}"] = "complaint_location"
+    await rig.post([media_event(user, "location", rig.fake.issue_reply_token(user))])
+    await rig.settle()
+    [(_, payload)] = rig.conversation.payloads
+    assert json.loads(payload.removeprefix("/file_complaint")) == {
+        "latitude": 13.75, "longitude": 100.5, "place_name": "ที่ว่าการอำเภอ กรุงเทพฯ"
+    }
+
+
+async def test_a_photo_nobody_asked_for_is_not_fetched_and_gets_please_type(rig, photos):
+    user = user_id()
+    rig.fake.add_content("7003", JPEG)
+    await rig.post([media_event(user, "image", rig.fake.issue_reply_token(user), message_id="7003")])
+    await rig.settle()
+    assert rig.fake.calls_to("/v2/bot/message/7003/content") == []
+    assert rig.fake.texts(user) == [line.PLEASE_TYPE]
+    assert rig.conversation.payloads == [(f"line:{user}", media.HELP_PAYLOAD)]
 
 
 async def test_a_message_type_newer_than_the_sdk_is_treated_like_a_sticker(rig):

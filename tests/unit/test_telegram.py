@@ -19,7 +19,9 @@ import pytest
 from fastapi import FastAPI
 
 from bot.answers.reply import Button, Reply
+from bot.complaints.photos import PhotoStore
 from bot.delivery.types import InboundEvent, RetryLater, Undeliverable
+from bot.gateway.channels import media
 from bot.gateway.channels import telegram as tg
 from bot.gateway.channels import telegram_messages as tm
 from bot.gateway.conversation import MORE_PAYLOAD, MORE_TITLE, TOO_LONG, UNAVAILABLE, Conversation
@@ -354,6 +356,52 @@ async def test_unsupported_content_gets_please_type_with_the_help_menu(client, i
     [sent] = api.sent(CHAT)
     assert sent["text"] == tg.PLEASE_TYPE
     assert [b["text"] for row in sent["reply_markup"]["inline_keyboard"] for b in row] == ["ค่าธรรมเนียม"]
+
+
+JPEG = b"\xff\xd8\xff\xe0" + b"0" * 64
+
+
+async def test_a_location_and_a_photo_the_complaint_form_asks_for_reach_it(
+    client, inbox, channel, conversation, outbox, rasa, api, tmp_path, caplog
+):
+    channel.photos = PhotoStore(tmp_path / "photos")
+    rasa.replies = [{"text": "เกิดเหตุที่ไหน"}, {"custom": {"expects": "complaint_location"}}]
+    await post(client, text_update(60, CHAT, "เจ้าหน้าที่ให้รอทั้งวัน"))
+    await dispatch(channel, inbox, conversation, outbox)
+    rasa.replies = [{"text": "มีรูปไหม"}, {"custom": {"expects": "complaint_photo"}}]
+    await post(client, location_update(61, CHAT, 13.7563, 100.5018))
+    await dispatch(channel, inbox, conversation, outbox)
+    assert rasa.received[-1] == '/file_complaint{"latitude": 13.7563, "longitude": 100.5018}'
+    api.add_file("AgAC-complaint-photo", JPEG)
+    rasa.replies = [{"text": "ได้รับรูปแล้ว 1 รูป"}, {"custom": {"expects": "complaint_photo"}}]
+    with caplog.at_level("DEBUG"):
+        await post(client, photo_update(62, CHAT, "AgAC-complaint-photo", file_size=len(JPEG)))
+        await dispatch(channel, inbox, conversation, outbox)
+    photo_id = json.loads(rasa.received[-1].removeprefix("/file_complaint"))["photo_id"]
+    assert channel.photos.read(photo_id) == JPEG
+    assert [c.params["file_id"] for c in api.calls_to("getFile")] == ["AgAC-complaint-photo"], "the largest size"
+    assert api.token not in caplog.text, "the file URL holds the token: never logged"
+    assert api.sent_texts(CHAT)[-1] == "ได้รับรูปแล้ว 1 รูป"
+
+
+async def test_a_photo_that_is_too_large_or_unreadable_is_refused_and_the_question_stays(
+    client, inbox, channel, conversation, outbox, rasa, api, tmp_path
+):
+    channel.photos = PhotoStore(tmp_path / "photos")
+    rasa.replies = [{"text": "มีรูปไหม"}, {"custom": {"expects": "complaint_photo"}}]
+    await post(client, text_update(70, CHAT, "ข้าม"))
+    await dispatch(channel, inbox, conversation, outbox)
+    asked = len(rasa.received)
+    huge = photo_update(71, CHAT, "huge", file_size=6 * 1024 * 1024)
+    huge["message"]["photo"][0]["file_size"] = 6 * 1024 * 1024  # no size of it fits the photo store
+    await post(client, huge)
+    await post(client, photo_update(72, CHAT, "unknown-file-id"))
+    api.add_file("gif", b"GIF89a" + b"0" * 10)
+    await post(client, photo_update(73, CHAT, "gif"))
+    await dispatch(channel, inbox, conversation, outbox)
+    assert len(rasa.received) == asked + 1, "only the oversized photo went on, as 'please type' (/help)"
+    assert rasa.received[-1] == "/help"
+    assert api.sent_texts(CHAT)[-3:] == [tg.PLEASE_TYPE, media.PHOTO_UNAVAILABLE, media.PHOTO_REJECTED]
 
 
 async def test_typing_is_shown_when_the_answer_takes_a_moment(client, inbox, api, conversation, outbox, rasa):

@@ -15,8 +15,10 @@ The dispatcher later calls `LineChannel.handle` for each event, one at a time pe
   conversation WELCOME_TEXT ("สวัสดี"), so the words come from the catalog's answer templates
   like every other answer; `on_follow` / `on_unfollow` (set by the wiring) tell the notifier
   to resume or stop pushing to that user;
-- stickers, images, audio, video, files, locations (and message types LINE adds later) get a
-  polite "please type your question" with the help menu's buttons.
+- a location, or an image (fetched with the blob API, JPEG or PNG up to the photo store's
+  limit), goes to the complaint form when its open question takes one (`channels.media`);
+- stickers, audio, video, files, and images and locations nobody asked for (and message types
+  LINE adds later) get a polite "please type your question" with the help menu's buttons.
 
 Answers use the event's reply token (free, valid once and only for a while) when it is fresh,
 at most 5 messages; the rest, or everything when the token is stale or refused, are pushed
@@ -49,6 +51,7 @@ from linebot.v3.messaging import (
     ApiException,
     AsyncApiClient,
     AsyncMessagingApi,
+    AsyncMessagingApiBlob,
     Configuration,
     PushMessageRequest,
     ReplyMessageRequest,
@@ -57,6 +60,8 @@ from linebot.v3.messaging import (
 from linebot.v3.webhook import WebhookParser
 from linebot.v3.webhooks import (
     FollowEvent,
+    ImageMessageContent,
+    LocationMessageContent,
     MessageEvent,
     PostbackEvent,
     TextMessageContent,
@@ -65,7 +70,9 @@ from linebot.v3.webhooks import (
 )
 
 from bot.answers.reply import Reply
+from bot.complaints.photos import MAX_PHOTO_BYTES, PhotoStore
 from bot.delivery.types import InboundEvent, Inbox, Outbox, RetryLater, Undeliverable, apology_due
+from bot.gateway.channels import media
 from bot.gateway.channels.line_messages import (
     MESSAGES_PER_CALL,
     QUICK_REPLY_MAX,
@@ -99,6 +106,8 @@ PLEASE_TYPE = (
     "กรุณาพิมพ์คำถามเป็นข้อความ หรือเลือกหัวข้อจากปุ่มด้านล่าง"
 )
 UNSUPPORTED_MESSAGES = ("sticker", "image", "audio", "video", "file", "location")
+# Where LINE serves the content users send (the blob API has its own host).
+BLOB_HOST = "https://api-data.line.me"
 
 Hook = Callable[[str], Awaitable[None]]
 
@@ -132,8 +141,13 @@ class LineChannel:
         self.parser = WebhookParser(channel_secret)
         self._configuration = Configuration(access_token=access_token, host=api_base_url.rstrip("/") or None)
         self._configuration.connection_pool_maxsize = 64
+        self._blob_configuration = Configuration(access_token=access_token, host=api_base_url.rstrip("/") or BLOB_HOST)
         self._client: AsyncApiClient | None = None
         self._api: AsyncMessagingApi | None = None
+        self._blob_client: AsyncApiClient | None = None
+        self._blob: AsyncMessagingApiBlob | None = None
+        # Set by the wiring: where photos sent for a complaint are kept (none: photos are not taken).
+        self.photos: PhotoStore | None = None
         self.reply_token_ttl = reply_token_ttl
         self.loading_after = loading_after
         self._now = now
@@ -160,10 +174,20 @@ class LineChannel:
             self._api = AsyncMessagingApi(self._client)
         return self._api
 
+    def blob(self) -> AsyncMessagingApiBlob:
+        """The SDK's blob API client (the content users send), made on first use."""
+        if self._blob is None:
+            self._blob_client = AsyncApiClient(self._blob_configuration)
+            self._blob = AsyncMessagingApiBlob(self._blob_client)
+        return self._blob
+
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()
             self._client = self._api = None
+        if self._blob_client is not None:
+            await self._blob_client.close()
+            self._blob_client = self._blob = None
 
     # -- webhook -> events ---------------------------------------------------------------
 
@@ -222,6 +246,15 @@ class LineChannel:
             if isinstance(event.message, TextMessageContent):
                 return make("message", event.message.text)
             extra["message_type"] = getattr(event.message, "type", "unknown")
+            if isinstance(event.message, ImageMessageContent):
+                provider = getattr(event.message.content_provider, "type", None)
+                if provider == "line":  # an external URL is not fetched on a citizen's behalf
+                    extra["message_id"] = event.message.id
+            elif isinstance(event.message, LocationMessageContent):
+                extra["location"] = {
+                    "latitude": event.message.latitude, "longitude": event.message.longitude,
+                    "name": " ".join(x for x in (event.message.title, event.message.address) if x),
+                }
             return make("unsupported")
         if isinstance(event, PostbackEvent):
             return make("button", event.postback.data)
@@ -245,9 +278,17 @@ class LineChannel:
                 await self.on_unfollow(event.identity)
             return
         if event.kind == "unsupported":
-            turn = await self._converse(conversation, event, HELP_TEXT)
-            buttons = () if turn.refused else next((r.buttons for r in turn.replies if r.buttons), ())
-            await self._answer(event, [Reply(PLEASE_TYPE, buttons)], outbox)
+            turn = await self._media(event, conversation)
+            if turn is None:
+                turn = await self._converse(conversation, event, HELP_TEXT, gateway_payload=media.HELP_PAYLOAD)
+                buttons = () if turn.refused else next((r.buttons for r in turn.replies if r.buttons), ())
+                await self._answer(event, [Reply(PLEASE_TYPE, buttons)], outbox)
+                return
+            if turn.refused == "unavailable":
+                if await apology_due(outbox, event.identity):
+                    await self._apologise(event, turn.replies, outbox)
+                raise RetryLater("the conversation is unavailable (Rasa or the action server is down)")
+            await self._answer(event, turn.replies, outbox)
             return
         if event.kind == "follow":
             if self.on_follow is not None:
@@ -264,9 +305,36 @@ class LineChannel:
             raise RetryLater("the conversation is unavailable (Rasa or the action server is down)")
         await self._answer(event, turn.replies, outbox)
 
-    async def _converse(self, conversation: Conversation, event: InboundEvent, text: str) -> Turn:
+    async def _media(self, event: InboundEvent, conversation: Conversation) -> Turn | None:
+        """A location or photo for the complaint form's open question; None when none takes it."""
+        location = event.extra.get("location")
+        if isinstance(location, dict):
+            where = media.Location(float(location["latitude"]), float(location["longitude"]), location.get("name", ""))
+            return await media.take_location(conversation, event.identity, where, self.max_buttons)
+        message_id = event.extra.get("message_id")
+        if isinstance(message_id, str) and message_id:
+            return await media.take_photo(
+                conversation, event.identity, self.photos, lambda: self._content(message_id), self.max_buttons
+            )
+        return None
+
+    async def _content(self, message_id: str) -> bytes:
+        """The bytes of an image a user sent (the blob API); PhotoTooLarge past the store's limit.
+
+        LINE caps what users send (10 MB for images), so reading it whole is bounded."""
+        data = await self.blob().get_message_content(message_id)
+        if len(data) > MAX_PHOTO_BYTES:
+            raise media.PhotoTooLarge(str(len(data)))
+        return bytes(data)
+
+    async def _converse(
+        self, conversation: Conversation, event: InboundEvent, text: str, gateway_payload: str | None = None
+    ) -> Turn:
         """Run the conversation; show the loading animation if it takes longer than a moment."""
-        task = asyncio.ensure_future(conversation.handle(event.identity, text, max_buttons=self.max_buttons))
+        kwargs = {"gateway_payload": gateway_payload} if gateway_payload is not None else {}
+        task = asyncio.ensure_future(
+            conversation.handle(event.identity, text, max_buttons=self.max_buttons, **kwargs)
+        )
         try:
             done, _ = await asyncio.wait({task}, timeout=self.loading_after)
             if not done:

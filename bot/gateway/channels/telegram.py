@@ -33,7 +33,11 @@ What the bot is told, per update:
   `callback_data` holds 64 bytes; the token is mapped back to the exact payload offered, the
   callback query is answered (the spinner stops), and the payload goes to the conversation. A
   token whose mapping has expired is read as the button's label typed as text;
-- stickers, photos, voice, documents, locations ...: a polite "please type" with the help menu;
+- a location or venue, or a photo (getFile, then the file downloaded; at most the photo
+  store's limit, JPEG or PNG), goes to the complaint form when its open question takes one
+  (`channels.media`); the file URL holds the token and is never logged;
+- stickers, voice, documents, and photos and locations nobody asked for ...: a polite "please
+  type" with the help menu;
 - the citizen blocking the bot (or unblocking it) calls `on_unfollow` (`on_follow`), which the
   wiring points at the notifier's opt-outs, as LINE's unfollow and follow do.
 
@@ -83,7 +87,9 @@ from telegram.ext import Application, ApplicationBuilder, ExtBot
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.answers.reply import Reply
+from bot.complaints.photos import MAX_PHOTO_BYTES, PhotoStore
 from bot.delivery.types import InboundEvent, Inbox, Outbox, RetryLater, Undeliverable
+from bot.gateway.channels import media
 from bot.gateway.channels import telegram_messages as tm
 from bot.gateway.conversation import OFFER_TTL_SECONDS, Conversation, Turn
 from bot.gateway.state import MemoryState, SharedState, open_state
@@ -210,6 +216,8 @@ class TelegramChannel:
         # Set by the wiring: called with the identity when a citizen blocks the bot, or unblocks it.
         self.on_unfollow: Hook | None = None
         self.on_follow: Hook | None = None
+        # Set by the wiring: where photos sent for a complaint are kept (none: photos are not taken).
+        self.photos: PhotoStore | None = None
 
     @property
     def mode(self) -> str:
@@ -337,7 +345,7 @@ class TelegramChannel:
             return make("message", message.chat.id, message.text)
         content = next((name for name in UNSUPPORTED_CONTENT if getattr(message, name, None)), None)
         if content is not None:
-            return make("unsupported", message.chat.id, content=content)
+            return make("unsupported", message.chat.id, content=content, **_media_of(message))
         return None
 
     # -- events -> answers ---------------------------------------------------------------
@@ -361,7 +369,15 @@ class TelegramChannel:
         elif event.kind == "message":
             text = event.text
         elif event.kind == "unsupported":
-            turn = await self._converse(conversation, event, HELP_TEXT)
+            turn = await self._media(event, conversation)
+            if turn is not None:
+                if turn.refused == "unavailable":
+                    if await _apology_due(outbox, event.identity):
+                        await outbox.enqueue(event.identity, turn.replies, f"{NAME}:{event.event_id}:unavailable")
+                    raise RetryLater("the conversation is unavailable (Rasa or the action server is down)")
+                await self._answer(event, turn.replies, outbox)
+                return
+            turn = await self._converse(conversation, event, HELP_TEXT, gateway_payload=media.HELP_PAYLOAD)
             if turn.refused == "rate_limited":
                 replies = turn.replies
             else:
@@ -378,9 +394,38 @@ class TelegramChannel:
             raise RetryLater("the conversation is unavailable (Rasa or the action server is down)")
         await self._answer(event, turn.replies, outbox)
 
-    async def _converse(self, conversation: Conversation, event: InboundEvent, text: str) -> Turn:
+    async def _media(self, event: InboundEvent, conversation: Conversation) -> Turn | None:
+        """A location or photo for the complaint form's open question; None when none takes it."""
+        location = event.extra.get("location")
+        if isinstance(location, dict):
+            where = media.Location(float(location["latitude"]), float(location["longitude"]), location.get("name", ""))
+            return await media.take_location(conversation, event.identity, where, self.max_buttons)
+        file_id = event.extra.get("photo_file_id")
+        if isinstance(file_id, str) and file_id:
+            return await media.take_photo(
+                conversation, event.identity, self.photos, lambda: self._download(file_id), self.max_buttons
+            )
+        return None
+
+    async def _download(self, file_id: str) -> bytes:
+        """A photo's bytes: getFile, then the file itself. Its URL holds the bot token: never logged."""
+        await self._ready_or_retry()
+        file = await self.bot.get_file(file_id)
+        if file.file_size is not None and file.file_size > MAX_PHOTO_BYTES:
+            raise media.PhotoTooLarge(str(file.file_size))
+        data = await file.download_as_bytearray()
+        if len(data) > MAX_PHOTO_BYTES:
+            raise media.PhotoTooLarge(str(len(data)))
+        return bytes(data)
+
+    async def _converse(
+        self, conversation: Conversation, event: InboundEvent, text: str, gateway_payload: str | None = None
+    ) -> Turn:
         """Run the conversation; show "typing…" if it takes longer than a moment."""
-        task = asyncio.ensure_future(conversation.handle(event.identity, text, max_buttons=self.max_buttons))
+        kwargs = {"gateway_payload": gateway_payload} if gateway_payload is not None else {}
+        task = asyncio.ensure_future(
+            conversation.handle(event.identity, text, max_buttons=self.max_buttons, **kwargs)
+        )
         try:
             done, _ = await asyncio.wait({task}, timeout=self.typing_after)
             if not done:
@@ -606,6 +651,20 @@ class TelegramChannel:
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+def _media_of(message: Any) -> dict[str, Any]:
+    """What the complaint form may take from a message: a location (a venue's with its name), or
+    the largest size of a photo that fits the photo store (Telegram lists sizes smallest first)."""
+    venue = getattr(message, "venue", None)
+    location = venue.location if venue is not None else getattr(message, "location", None)
+    if location is not None:
+        name = " ".join(x for x in (getattr(venue, "title", ""), getattr(venue, "address", "")) if x)
+        return {"location": {"latitude": location.latitude, "longitude": location.longitude, "name": name}}
+    sizes = [p for p in (getattr(message, "photo", None) or ()) if (p.file_size or 0) <= MAX_PHOTO_BYTES]
+    if sizes:
+        return {"photo_file_id": sizes[-1].file_id}
+    return {}
 
 
 def command_of(text: str) -> str | None:
