@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from bot.answers.render import template_environment
-from bot.answers.reply import Button, Reply, intent_payload
+from bot.answers.reply import BUTTON_TITLE_MAX, Button, Reply, intent_payload
 from bot.casework.errors import InvalidTransition, NotFound
 from bot.catalog.loader import Catalog
+from bot.catalog.schema import Agency
 from bot.complaints.contact import CONTACT_RETENTION_TH, mask_phone
 from bot.complaints.desk import Desk
 from bot.complaints.intake import MAX_DESCRIPTION, file_complaint, my_complaints, reopen, status_for_reporter
@@ -109,8 +110,9 @@ class ComplaintChat:
         catalog = self.catalog
         central = catalog.central.code
         agencies = [a for a in catalog.agencies.values() if a.code != central and not _is_watchdog(catalog, a.code)]
-        buttons = [Button(_short(a.name), intent_payload("file_complaint", agency=a.code)) for a in agencies]
-        return Reply(self._render("complaint_ask_subject"), (*buttons, UNKNOWN_AGENCY, CANCEL))
+        buttons = [Button(_label(a), intent_payload("file_complaint", agency=a.code)) for a in agencies]
+        # "Don't know" first: on Telegram (10 buttons) the rest is paged behind "more".
+        return Reply(self._render("complaint_ask_subject"), (UNKNOWN_AGENCY, *buttons, CANCEL))
 
     def ask_description(self, about: Optional[str] = None, *, retry: bool = False) -> Reply:
         text = self._render("complaint_ask_description", about=about, retry=retry, limit=MAX_DESCRIPTION)
@@ -234,6 +236,12 @@ def _is_watchdog(catalog: Catalog, code: str) -> bool:
     )
 
 
-def _short(name: str, limit: int = 20) -> str:
-    return name if len(name) <= limit else name[: limit - 1] + "…"
+def _label(agency: Agency, limit: int = BUTTON_TITLE_MAX) -> str:
+    """A button title for an agency: its name without the parenthesis, else its longest alias
+    that fits (LINE cuts labels at 20 characters), else the name cut short."""
+    name = agency.name.split(" (", 1)[0].strip()
+    if len(name) <= limit:
+        return name
+    fitting = sorted((a for a in agency.aliases if len(a) <= limit), key=len, reverse=True)
+    return fitting[0] if fitting else name[: limit - 1] + "…"
 

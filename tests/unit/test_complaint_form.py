@@ -184,7 +184,7 @@ def test_nothing_named_asks_with_agency_buttons_and_unknown_goes_to_central_tria
     [ask] = chat.say("มีเรื่องจะร้องเรียน")
     assert chat.slots["requested_slot"] == "complaint_subject"
     assert '/file_complaint{"agency": "DLT"}' in payloads(ask)
-    assert titles(ask)[-2:] == ["ไม่ทราบหน่วยงาน", "ยกเลิก"]
+    assert titles(ask)[0] == "ไม่ทราบหน่วยงาน" and titles(ask)[-1] == "ยกเลิก"
     assert all(len(t) <= 20 for t in titles(ask))
     [again] = chat.say("สวัสดี", intent="greet")
     assert chat.slots["requested_slot"] == "complaint_subject" and again.text == ask.text
