@@ -46,8 +46,13 @@ class ValidateStatusForm(FormValidationAction):
     async def required_slots(
         self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[str]:
-        """No verification for a complaint number or a request this chat is already linked to."""
+        """No verification for a request or complaint this chat is already linked to (a complaint:
+        filed from this chat, or its digits proved here before)."""
         number = tracker.get_slot("tracking_number")
+        if number and is_complaint(number):
+            if _complaints is None or await asyncio.to_thread(_complaints.visible, tracker.sender_id, number):
+                return ["tracking_number"]
+            return domain_slots
         if number and not await asyncio.to_thread(lookup().needs_code, tracker.sender_id, number):
             return ["tracking_number"]
         return domain_slots
@@ -104,9 +109,10 @@ class ActionStatusAnswer(Action):
         number = tracker.get_slot("tracking_number")
         token = tracker.get_slot("verification_token")
         if number and is_complaint(number) and _complaints is not None:
-            # Only its reporter (or a chat that proved its digits) sees a complaint; anyone else
-            # gets the words an unknown number gets.
-            reply = await asyncio.to_thread(_complaints.status, tracker.sender_id, number)
+            # Only its reporter, or a chat that proves the last 4 digits of the phone given with it
+            # (now, with the token, or before), sees a complaint; anyone else gets the words an
+            # unknown number gets.
+            reply = await asyncio.to_thread(_complaints.status, tracker.sender_id, number, token)
             if reply is None:
                 reply = lookup().denied(number)
             dispatcher.utter_message(**reply.to_rasa())

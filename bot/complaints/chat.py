@@ -22,7 +22,14 @@ from bot.catalog.loader import Catalog
 from bot.catalog.schema import Agency
 from bot.complaints.contact import CONTACT_RETENTION_TH, mask_phone
 from bot.complaints.desk import Desk
-from bot.complaints.intake import MAX_DESCRIPTION, file_complaint, my_complaints, reopen, status_for_reporter
+from bot.complaints.intake import (
+    MAX_DESCRIPTION,
+    file_complaint,
+    my_complaints,
+    reopen,
+    status_for_reporter,
+    verify,
+)
 from bot.complaints.messages import STATUS_LABELS
 from bot.complaints.model import ReporterStatus
 from bot.complaints.photos import MAX_PHOTO_BYTES, MAX_PHOTOS
@@ -178,13 +185,29 @@ class ComplaintChat:
 
     # -- the reporter's side after filing -------------------------------------------------------
 
-    def status(self, identity: str, number: str) -> Optional[Reply]:
-        """The complaint's state and latest reply for its reporter; None for anyone else (the caller
-        answers exactly as for an unknown number)."""
+    def visible(self, identity: str, number: str) -> bool:
+        """Whether this chat may see the complaint without proving the phone's digits."""
+        return status_for_reporter(self.desk, number, identity) is not None
+
+    def status(self, identity: str, number: str, token: Optional[str] = None) -> Optional[Reply]:
+        """The complaint's state and latest reply for its reporter, or for a chat proving the last 4
+        digits of the phone given with it (`token`, the gateway's keyed token of them: counted and
+        locked like the registry's). None for anyone else: the caller answers exactly as for an
+        unknown number."""
         found = status_for_reporter(self.desk, number, identity)
+        if found is None and token:
+            verdict = verify(self.desk, number, token, identity)
+            if verdict == "locked":
+                return self._locked()
+            if verdict == "ok":
+                found = status_for_reporter(self.desk, number, identity)
         if found is None:
             return None
         return self._status_reply(found)
+
+    def _locked(self) -> Reply:
+        hotline = self.catalog.central
+        return Reply(self._env.get_template("status_locked.j2").render(hotline=hotline).strip())
 
     def _status_reply(self, found: ReporterStatus) -> Reply:
         text = self._render("complaint_status", s=found, label=STATUS_LABELS.get(found.status, found.status))

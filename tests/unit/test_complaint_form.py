@@ -374,3 +374,40 @@ def test_a_resolved_complaint_reopens_once_with_the_reason(desk, assistant):
     resolve(desk, number, Officer("DLT", "officer:a"), "แก้ไขแล้วจริง", now=NOW + dt.timedelta(hours=3))
     assert "เปิดอีกครั้งไม่ได้" in _reopen("line:U9", number, "ยังไม่ได้อีก").text
     assert _reopen("line:U9", number, None).text == "ยกเลิกการขอเปิดเรื่องแล้ว"
+
+
+def test_another_chat_sees_a_complaint_only_by_proving_the_phones_last_digits(desk, assistant):
+    from bot.complaints import verifier_token
+
+    chat = Chat(sender="web:filer")
+    chat.say("ร้องเรียนขนส่ง", agency="DLT")
+    chat.say("ป้ายภาษีไม่มาส่ง")
+    chat.tap("skip")
+    chat.say("081-234-5678")
+    chat.tap("confirm")
+    number = rows(desk)[-1].tracking_number
+    form = status_actions.ValidateStatusForm()
+
+    def required(sender: str) -> list[str]:
+        tracker = Tracker(sender, {"tracking_number": number}, {}, [], False, None, {}, "action_listen")
+        domain_slots = ["tracking_number", "verification_token"]
+        return asyncio.run(form.required_slots(domain_slots, CollectingDispatcher(), tracker, DOMAIN))
+
+    assert required("web:filer") == ["tracking_number"], "the reporter is not asked for digits"
+    assert required("line:phone") == ["tracking_number", "verification_token"]
+
+    def answer(sender: str, token: str) -> Reply:
+        tracker = Tracker(
+            sender, {"tracking_number": number, "verification_token": token}, {}, [], False, None, {}, "action_listen"
+        )
+        dispatcher = CollectingDispatcher()
+        asyncio.run(status_actions.ActionStatusAnswer().run(dispatcher, tracker, DOMAIN))
+        return Reply.from_rasa(dispatcher.messages[0])
+
+    assert answer("line:phone", verifier_token(desk, number, "0000")) == assistant.answers.status_denied(number)
+    shown = answer("line:phone", verifier_token(desk, number, "5678"))
+    assert number in shown.text and "ส่งถึงหน่วยงานแล้ว" in shown.text
+    assert required("line:phone") == ["tracking_number"], "proved once, linked from then on"
+    for _ in range(5):
+        answer("line:guess", verifier_token(desk, number, "1111"))
+    assert answer("line:guess", verifier_token(desk, number, "5678")).text.startswith("⏳")
