@@ -23,7 +23,7 @@ export RASA_TELEMETRY_ENABLED := false
 export TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: setup run train test lint browser test-unit test-nlu test-integration validate bench-nlu bench-chat bench-status bench-channels \
+.PHONY: setup run train test lint browser test-unit test-nlu test-integration validate bench-nlu bench-chat bench-status bench-channels bench-complaints \
   catalog-check catalog-report clean fixtures print-%
 
 setup: $(RASA_VENV)/.installed $(APP_VENV)/.installed  ## create/update both environments
@@ -92,3 +92,6 @@ bench-channels: setup train  ## signed LINE webhooks vs Rasa's REST channel at f
 
 bench-chat: setup train  ## web-chat reply latency through the real stack, raw numbers in reports/chat/
 	$(APP_VENV)/bin/python scripts/bench_chat.py
+
+bench-complaints: setup train  ## complaint filing (SQLite, PostgreSQL, web chat) and signed webhook delivery, reports/complaints/
+	$(APP_VENV)/bin/python scripts/bench_complaints.py
