@@ -42,6 +42,9 @@ class Settings:
     gateway_host: str = "127.0.0.1"
     internal_host: str = "127.0.0.1"
     rasa_port: int = 5005
+    # Rasa server processes; conversations are spread over them by chat identity (a conversation
+    # always goes to the same one). They listen on rasa_port, rasa_port + 1, ...
+    rasa_workers: int = 1
     actions_port: int = 5055
     gateway_port: int = 8000
     rasa_token: str = ""
@@ -66,7 +69,13 @@ class Settings:
 
     @property
     def rasa_url(self) -> str:
-        return f"http://{_connectable(self.internal_host)}:{self.rasa_port}"
+        """The first Rasa server (the one operators and smoke tests talk to)."""
+        return self.rasa_urls[0]
+
+    @property
+    def rasa_urls(self) -> list[str]:
+        host = _connectable(self.internal_host)
+        return [f"http://{host}:{self.rasa_port + i}" for i in range(self.rasa_workers)]
 
     @property
     def actions_url(self) -> str:
@@ -134,6 +143,7 @@ class Settings:
             gateway_host=get("GATEWAY_HOST") or defaults.gateway_host,
             internal_host=get("INTERNAL_HOST") or defaults.internal_host,
             rasa_port=port("RASA_PORT", defaults.rasa_port),
+            rasa_workers=number("RASA_WORKERS", defaults.rasa_workers, 1, 16),
             actions_port=port("ACTIONS_PORT", defaults.actions_port),
             gateway_port=port("GATEWAY_PORT", defaults.gateway_port),
             rasa_token=get("RASA_TOKEN") or "",
@@ -165,6 +175,7 @@ class Settings:
             "GATEWAY_HOST": self.gateway_host,
             "INTERNAL_HOST": self.internal_host,
             "RASA_PORT": str(self.rasa_port),
+            "RASA_WORKERS": str(self.rasa_workers),
             "ACTIONS_PORT": str(self.actions_port),
             "GATEWAY_PORT": str(self.gateway_port),
             "RASA_TOKEN": self.rasa_token,

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
+import zlib
 from pathlib import Path
 
 import aiohttp
@@ -42,18 +43,23 @@ WINDOW = 20  # turns averaged at each end of the long conversation
 CONVERSATION_TURNS = 10  # timed turns per simulated citizen in the load runs
 
 
-def _client(base_url: str) -> aiohttp.ClientSession:
+def _client() -> aiohttp.ClientSession:
     # unsafe=True: keep the gateway's session cookie although the host is an IP address.
-    return aiohttp.ClientSession(base_url, cookie_jar=aiohttp.CookieJar(unsafe=True),
-                                 timeout=aiohttp.ClientTimeout(total=60))
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True), timeout=aiohttp.ClientTimeout(total=60))
 
 
-async def _turn(client: aiohttp.ClientSession, path: str, text: str, sender: str | None) -> float:
+def _url(bases: list[str], path: str, sender: str) -> str:
+    """The gateway's chat API, or the REST channel of the Rasa server the gateway would give this
+    conversation (the same choice as bot.gateway.conversation)."""
     if path == "gateway":
-        body = {"message": text}
-    else:
-        body = {"sender": sender or uuid.uuid4().hex, "message": text}
-    url = "/api/chat" if path == "gateway" else "/webhooks/rest/webhook"
+        return f"{bases[0]}/api/chat"
+    return f"{bases[zlib.crc32(sender.encode('utf-8')) % len(bases)]}/webhooks/rest/webhook"
+
+
+async def _turn(client: aiohttp.ClientSession, bases: list[str], path: str, text: str, sender: str | None) -> float:
+    sender = sender or uuid.uuid4().hex
+    body = {"message": text} if path == "gateway" else {"sender": sender, "message": text}
+    url = _url(bases, path, sender)
     started = time.perf_counter()
     async with client.post(url, json=body) as response:
         payload = await response.json(content_type=None)
@@ -65,7 +71,7 @@ async def _turn(client: aiohttp.ClientSession, path: str, text: str, sender: str
     return elapsed
 
 
-async def _load(base_url: str, path: str, text: str, clients: int, messages: int) -> tuple[list[float], float]:
+async def _load(bases: list[str], path: str, text: str, clients: int, messages: int) -> tuple[list[float], float]:
     """`messages` timed turns spread over `clients` concurrent clients.
 
     Each client talks as a new citizen every CONVERSATION_TURNS turns; the first message of a
@@ -76,23 +82,23 @@ async def _load(base_url: str, path: str, text: str, clients: int, messages: int
     per_client = max(1, messages // clients)
 
     async def client_loop() -> None:
-        async with _client(base_url) as client:
+        async with _client() as client:
             sender = None
             for turn in range(per_client):
                 if turn % CONVERSATION_TURNS == 0:
                     client.cookie_jar.clear()  # a fresh web-chat session: a new conversation
                     sender = uuid.uuid4().hex
-                    await _turn(client, path, "สวัสดีครับ", sender)
-                timings.append(await _turn(client, path, text, sender))
+                    await _turn(client, bases, path, "สวัสดีครับ", sender)
+                timings.append(await _turn(client, bases, path, text, sender))
 
     started = time.perf_counter()
     await asyncio.gather(*(client_loop() for _ in range(clients)))
     return timings, time.perf_counter() - started
 
 
-async def _long_conversation(base_url: str, turns: int) -> list[float]:
-    async with _client(base_url) as client:
-        return [await _turn(client, "gateway", CUSTOM_ACTION, None) for _ in range(turns)]
+async def _long_conversation(gateway_url: str, turns: int) -> list[float]:
+    async with _client() as client:
+        return [await _turn(client, [gateway_url], "gateway", CUSTOM_ACTION, None) for _ in range(turns)]
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -101,8 +107,8 @@ def _quantile(values: list[float], q: float) -> float:
 
 
 async def _bench(settings, messages: int, long_turns: int) -> dict:
-    results: dict = {"runs": [], "long_conversation": None}
-    bases = {"gateway": settings.gateway_url, "rasa": settings.rasa_url}
+    results: dict = {"rasa_workers": settings.rasa_workers, "runs": [], "long_conversation": None}
+    bases = {"gateway": [settings.gateway_url], "rasa": settings.rasa_urls}
     await _load(bases["gateway"], "gateway", CUSTOM_ACTION, 2, 20)  # warm both paths
     await _load(bases["rasa"], "rasa", SMALL_TALK, 2, 20)
     for kind, text in (("small talk", SMALL_TALK), ("custom action", CUSTOM_ACTION)):
@@ -115,13 +121,15 @@ async def _bench(settings, messages: int, long_turns: int) -> dict:
                 )
                 print(f"  {kind:<13} {path:<7} {clients:>2} clients: p50 {_quantile(timings, 0.5):6.1f} ms, "
                       f"{len(timings) / seconds:6.1f} msg/s", flush=True)
-    timings = await _long_conversation(bases["gateway"], long_turns)
+    timings = await _long_conversation(settings.gateway_url, long_turns)
     results["long_conversation"] = {"ms": timings}
     return results
 
 
 def _table(results: dict) -> str:
     lines = [
+        f"Rasa server processes: {results['rasa_workers']}.",
+        "",
         "| turn | path | clients | p50 ms | p95 ms | p99 ms | msg/s |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
@@ -148,10 +156,11 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=200, help="turns per (kind, path, clients) run")
     parser.add_argument("--long-turns", type=int, default=LONG_CONVERSATION_TURNS)
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "reports" / "chat")
+    parser.add_argument("--rasa-workers", type=int, default=1, help="Rasa server processes (RASA_WORKERS)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        settings = dataclasses.replace(private_settings(Path(tmp)), rate_limit_identity=1_000_000)
+        settings = dataclasses.replace(private_settings(Path(tmp), args.rasa_workers), rate_limit_identity=1_000_000)
         with (args.out / "stack.log").open("w") as log, Stack(settings, output=log):
             results = asyncio.run(_bench(settings, args.messages, args.long_turns))
     (args.out / "bench.json").write_text(json.dumps(results), encoding="utf-8")

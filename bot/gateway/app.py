@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with aiohttp.ClientSession(connector=connector) as client:
             app.state.limiter = RateLimiter(state)
             app.state.conversation = Conversation(
-                settings.rasa_url,
+                settings.rasa_urls,
                 client,
                 state,
                 actions_url=settings.actions_url,

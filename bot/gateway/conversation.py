@@ -33,8 +33,9 @@ import json
 import logging
 import re
 import time
+import zlib
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import aiohttp
 
@@ -99,7 +100,7 @@ def as_plain_words(text: str) -> str:
 class Conversation:
     def __init__(
         self,
-        rasa_url: str,
+        rasa_url: str | Sequence[str],
         client: aiohttp.ClientSession,
         state: SharedState,
         *,
@@ -108,7 +109,8 @@ class Conversation:
         rate_limit: int = 20,
         verification_secret: str = "",
     ) -> None:
-        self._rasa_url = rasa_url.rstrip("/")
+        urls = [rasa_url] if isinstance(rasa_url, str) else list(rasa_url)
+        self._rasa_urls = [url.rstrip("/") for url in urls]
         self._actions_url = actions_url.rstrip("/")
         self._client = client
         self._state = state
@@ -164,11 +166,17 @@ class Conversation:
             return Turn([Reply(UNAVAILABLE)], refused="unavailable")
         return Turn([await self._present(identity, reply, max_buttons, offer) for reply in replies])
 
+    def _rasa_for(self, identity: str) -> str:
+        """The Rasa server of this conversation: always the same one, so its turns never overlap
+        (each server's lock store is its own) and its tracker stays warm there."""
+        urls = self._rasa_urls
+        return urls[0] if len(urls) == 1 else urls[zlib.crc32(identity.encode("utf-8")) % len(urls)]
+
     async def _ask_rasa(self, identity: str, message: str, turn: int = 0) -> list[Reply]:
         """Rasa's replies to `message`; control messages (`custom`) are acted on, not shown."""
         try:
             async with self._client.post(
-                f"{self._rasa_url}/webhooks/rest/webhook",
+                f"{self._rasa_for(identity)}/webhooks/rest/webhook",
                 json={"sender": identity, "message": message},
                 timeout=aiohttp.ClientTimeout(total=RASA_TIMEOUT_SECONDS),
             ) as response:
@@ -230,11 +238,12 @@ class Conversation:
         if not fresh and self._health and now - self._health[0] < HEALTH_CACHE_SECONDS:
             return self._health[1]
         parts = {
-            "rasa": await self._probe(
-                f"{self._rasa_url}/status",
+            "rasa" if i == 0 else f"rasa{i + 1}": await self._probe(
+                f"{url}/status",
                 lambda body: isinstance(body, dict) and bool(body.get("model_file")),
                 params={"token": self._token} if self._token else None,
-            ),
+            )
+            for i, url in enumerate(self._rasa_urls)
         }
         if self._actions_url:
             parts["actions"] = await self._probe(f"{self._actions_url}/health", lambda body: True)

@@ -91,17 +91,31 @@ class _Process:
     restart_at: float | None = None  # set while a dead process waits for its restart
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (for tests and benchmarks that run their own stack)."""
+def free_port(count: int = 1) -> int:
+    """A TCP port free on 127.0.0.1 right now, with the `count - 1` ports after it free too (for
+    tests and benchmarks that run their own stack)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port + count - 1 <= 65535 and all(_port_free(port + i) for i in range(1, count)):
+            return port
+
+
+def _port_free(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
-def private_settings(data_dir: Path) -> Settings:
+def private_settings(data_dir: Path, rasa_workers: int = 1) -> Settings:
     """Settings for a throw-away stack: free ports, fresh secrets, files under `data_dir`."""
     return Settings(
-        rasa_port=free_port(),
+        rasa_port=free_port(rasa_workers),
+        rasa_workers=rasa_workers,
         actions_port=free_port(),
         gateway_port=free_port(),
         rasa_token=secrets.token_hex(16),
@@ -222,20 +236,28 @@ class Stack:
     # -- what runs -------------------------------------------------------------------------
 
     def specs(self) -> list[ProcessSpec]:
-        """The three processes in start order. No secret in any command: see rasa_server.py."""
+        """The processes in start order: the Rasa server(s) ("rasa", "rasa2", ...), the action
+        server and the gateway. No secret in any command: see rasa_server.py."""
         s = self.settings
-        rasa = [
-            str(RASA_VENV / "bin" / "python"), "-m", "bot.runtime.rasa_server", "run",
-            "--enable-api",
-            "--interface", s.internal_host, "--port", str(s.rasa_port),
-            "--model", str(self.model_path),
-            "--endpoints", str(self.endpoints_path),
-            "--credentials", str(CREDENTIALS),
-        ]
         cli = str(APP_VENV / "bin" / "sla-bot")
+        rasa = [
+            ProcessSpec(
+                "rasa" if i == 0 else f"rasa{i + 1}",
+                [
+                    str(RASA_VENV / "bin" / "python"), "-m", "bot.runtime.rasa_server", "run",
+                    "--enable-api",
+                    "--interface", s.internal_host, "--port", str(s.rasa_port + i),
+                    "--model", str(self.model_path),
+                    "--endpoints", str(self.endpoints_path),
+                    "--credentials", str(CREDENTIALS),
+                ],
+                f"{url}/status?token={s.rasa_token}",
+            )
+            for i, url in enumerate(s.rasa_urls)
+        ]
         return [
             # The action server and the gateway read their host and port from the settings.
-            ProcessSpec("rasa", rasa, f"{s.rasa_url}/status?token={s.rasa_token}"),
+            *rasa,
             ProcessSpec("actions", [cli, "actions"], f"{s.actions_url}/health"),
             ProcessSpec("gateway", [cli, "gateway"], f"{s.gateway_url}/healthz"),
         ]

@@ -178,6 +178,21 @@ async def test_rate_limits_are_shared_through_redis():
         await second.close()
 
 
+async def test_each_conversation_stays_with_one_of_several_rasa_servers():
+    first, second = FakeRasa(), FakeRasa()
+    people = [identity() for _ in range(40)]
+    async with serve(first) as one, serve(second) as two, aiohttp.ClientSession() as client:
+        conversation = Conversation([one, two], client, MemoryState(), actions_url=one, rate_limit=1000)
+        for _ in range(3):
+            for person in people:
+                await conversation.handle(person, "ทำพาสปอร์ต")
+        second.rasa_up = False
+        assert await conversation.health(fresh=True) == {"rasa": "ok", "rasa2": "down", "actions": "ok"}
+    senders = [[m["sender"] for m in fake.received] for fake in (first, second)]
+    assert all(senders) and not set(senders[0]) & set(senders[1])  # both used, nobody on both
+    assert sorted(senders[0] + senders[1]) == sorted(people * 3)
+
+
 async def test_offered_buttons_are_shared_through_redis(rasa):
     me = identity()
     async with serve(rasa) as url, aiohttp.ClientSession() as client:

@@ -103,6 +103,19 @@ def test_rasa_starts_through_the_launcher_with_the_rasa_python(tmp_path):
     assert rasa.command[:4] == [str(RASA_VENV / "bin" / "python"), "-m", "bot.runtime.rasa_server", "run"]
 
 
+def test_rasa_workers_each_get_a_port_and_the_gateway_knows_them_all(tmp_path):
+    settings = Settings.from_env({"RASA_PORT": "6005", "RASA_WORKERS": "2"})
+    assert settings.rasa_urls == ["http://127.0.0.1:6005", "http://127.0.0.1:6006"]
+    assert settings.rasa_url == "http://127.0.0.1:6005"
+    assert Settings.from_env(settings.to_env()).rasa_workers == 2
+    with pytest.raises(ValueError, match="RASA_WORKERS"):
+        Settings.from_env({"RASA_WORKERS": "0"})
+    specs = Stack(_settings(tmp_path, rasa_workers=2)).specs()
+    assert [spec.name for spec in specs] == ["rasa", "rasa2", "actions", "gateway"]
+    assert [spec.command[spec.command.index("--port") + 1] for spec in specs[:2]] == ["6005", "6006"]
+    assert specs[1].health_url.startswith("http://127.0.0.1:6006/status?token=")
+
+
 def test_each_process_binds_its_own_host(tmp_path, monkeypatch):
     settings = _settings(tmp_path, gateway_host="0.0.0.0", internal_host="127.0.0.2")
     stack = Stack(settings)
