@@ -51,7 +51,8 @@ SECRET = "bench-" + secrets.token_hex(16)
 DESCRIPTION = "เจ้าหน้าที่พูดจาไม่สุภาพ และให้รอคิวนานกว่า 3 ชั่วโมง ทั้งที่จองคิวออนไลน์ไว้แล้ว"
 LATENCY_EVENTS = 100
 NUMBER = re.compile(r"CMP-\d{4}-\d{6}")
-CHAT = ("อยากร้องเรียนเจ้าหน้าที่ขนส่ง", DESCRIPTION, "ไม่ระบุ", "ไม่ประสงค์ให้ติดต่อกลับ", "ยืนยัน")
+# The filing dialogue: typed messages, and button taps ("button:" + what its payload names).
+CHAT = ("อยากร้องเรียนเจ้าหน้าที่ขนส่ง", DESCRIPTION, "button:skip", "button:anonymous", "button:confirm")
 
 
 def _quantiles(ms: list[float]) -> str:
@@ -176,7 +177,9 @@ async def bench_chat(base_url: str, conversations: int) -> dict:
         jar = aiohttp.CookieJar(unsafe=True)
         async with aiohttp.ClientSession(base_url, cookie_jar=jar, timeout=aiohttp.ClientTimeout(total=60)) as client:
             began = time.perf_counter()
-            for text in CHAT:
+            payload: dict = {"messages": []}
+            for step in CHAT:
+                text = _tap(payload, step.removeprefix("button:")) if step.startswith("button:") else step
                 started = time.perf_counter()
                 async with client.post("/api/chat", json={"message": text}) as response:
                     payload = await response.json(content_type=None)
@@ -187,6 +190,15 @@ async def bench_chat(base_url: str, conversations: int) -> dict:
             if "CMP-" not in answer:
                 raise RuntimeError(f"the dialogue did not file a complaint; the last answer was: {answer[:300]}")
     return {"confirm_ms": confirm_ms, "dialogue_ms": dialogue_ms}
+
+
+def _tap(payload: dict, choice: str) -> str:
+    """The payload of the offered button whose payload names `choice` (what a tap sends)."""
+    for message in payload["messages"]:
+        for button in message.get("buttons") or []:
+            if f'"{choice}"' in button["payload"]:
+                return button["payload"]
+    raise RuntimeError(f"no {choice!r} button offered; the answer was: {json.dumps(payload, ensure_ascii=False)[:300]}")
 
 
 def _table(results: dict) -> str:
