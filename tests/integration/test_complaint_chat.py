@@ -93,7 +93,9 @@ def test_a_line_user_files_a_complaint_with_a_location_and_a_photo(line_fake, li
     status = "\n".join(m["text"] for m in user.say(f"เรื่องร้องเรียน {number} ถึงไหนแล้ว"))
     assert number in status and "ส่งถึงหน่วยงานแล้ว" in status
     stranger = LineUser(line_fake, line_url)
-    assert "ไม่สามารถแสดงสถานะ" in "\n".join(m["text"] for m in stranger.say(f"เรื่องร้องเรียน {number} ถึงไหนแล้ว"))
+    asked = "\n".join(m["text"] for m in stranger.say(f"เรื่องร้องเรียน {number} ถึงไหนแล้ว"))
+    assert "เลข 4 ตัวท้าย" in asked, "another chat must prove the phone's digits (an anonymous complaint has none)"
+    assert "ไม่สามารถแสดงสถานะ" in stranger.text("1234")
 
 
 # -- Telegram, the channel in-process against the stack's Rasa -------------------------------------
