@@ -33,7 +33,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.actions import _entities, _named_subject, assistant
 from bot.answers.reply import Reply
 from bot.complaints.chat import CHOICE, MEDIA_CHANNELS, ComplaintChat, Draft
-from bot.complaints.contact import normalize_phone
+from bot.complaints.contact import normalize_phone, phone_from_transit
 from bot.complaints.intake import MAX_DESCRIPTION, MAX_PLACE, MAX_REASON
 from bot.complaints.photos import MAX_PHOTOS, valid_photo_id
 from bot.misconduct import mentions_misconduct
@@ -46,6 +46,7 @@ REQUESTED = "requested_slot"
 KEY, SUBJECT, DESCRIPTION, PLACE = "complaint_key", "complaint_subject", "complaint_description", "complaint_place"
 PHOTOS, PHOTOS_DONE = "complaint_photos", "complaint_photos_done"
 CONTACT, PHONE, CONFIRM = "complaint_contact", "complaint_phone", "complaint_confirm"
+PHONE_TOKEN = "phone_token"  # entity of the payload the gateway writes for a typed phone number
 MISCONDUCT = "complaint_misconduct"
 # Every slot of a draft, cleared when a new complaint starts and after it is filed or cancelled.
 DRAFT_SLOTS = (KEY, SUBJECT, DESCRIPTION, PLACE, PHOTOS, PHOTOS_DONE, CONTACT, PHONE, CONFIRM, MISCONDUCT)
@@ -53,6 +54,7 @@ ASKED = (SUBJECT, DESCRIPTION, PLACE, PHOTOS_DONE, CONTACT, PHONE, CONFIRM)
 # What the gateway is told to expect while a question is open (bot/gateway/conversation.py).
 EXPECTS_LOCATION = "complaint_location"
 EXPECTS_PHOTO = "complaint_photo"
+EXPECTS_PHONE = "complaint_phone"
 
 _POLITE = re.compile(r"(ครับ|ค่ะ|คะ|นะ|จ้า|จ้ะ|ฮะ|\s|[.!。])+$")
 CANCEL_WORDS = frozenset({
@@ -97,6 +99,15 @@ def _typed(tracker: Tracker) -> str:
     """The citizen's own words (empty for a button or gateway payload)."""
     text = _text(tracker)
     return "" if text.startswith("/") else text
+
+
+def _phone(tracker: Tracker) -> Optional[str]:
+    """The phone number the citizen gave: sealed by the gateway (`phone_token`), or typed (a
+    channel without the gateway in front, e.g. Rasa's REST channel used by operators)."""
+    token = _entity(tracker, PHONE_TOKEN)
+    if isinstance(token, str):
+        return phone_from_transit(chat().desk.secret, token)
+    return normalize_phone(_typed(tracker))
 
 
 def _choice(tracker: Tracker) -> Optional[str]:
@@ -275,7 +286,7 @@ class ValidateComplaintForm(FormValidationAction):
         if choice == "consent":
             return {CONTACT: "phone"}
         # The question showed the consent line: typing a number there is giving it with consent.
-        phone = normalize_phone(_typed(tracker))
+        phone = _phone(tracker)
         if phone is not None:
             return {CONTACT: "phone", PHONE: phone}
         return {CONTACT: None}
@@ -285,7 +296,7 @@ class ValidateComplaintForm(FormValidationAction):
             return {}
         if _choice(tracker) == "anonymous" or _words(tracker) in ANONYMOUS_WORDS:
             return {CONTACT: "anonymous", PHONE: None}
-        return {PHONE: normalize_phone(_typed(tracker))}
+        return {PHONE: _phone(tracker)}
 
     def extract_complaint_confirm(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> dict:
         if _requested(tracker) != CONFIRM:
@@ -328,9 +339,11 @@ class ValidateComplaintForm(FormValidationAction):
 
 
 class _Ask(Action, abc.ABC):
-    """Asks the form's question for `slot` (again, when the last answer did not fit)."""
+    """Asks the form's question for `slot` (again, when the last answer did not fit); tells the
+    gateway what the answer may be (`expects`: "complaint_phone" has it seal a typed number)."""
 
     slot = ""
+    expects: Optional[str] = None
 
     def name(self) -> str:
         return f"action_ask_{self.slot}"
@@ -340,6 +353,8 @@ class _Ask(Action, abc.ABC):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         _send(dispatcher, self.reply(tracker, _asked_again(tracker, self.slot)))
+        if self.expects:
+            dispatcher.utter_message(json_message={"expects": self.expects})
         return []
 
 
@@ -385,6 +400,7 @@ class ActionAskComplaintPhotosDone(_Ask):
 
 class ActionAskComplaintContact(_Ask):
     slot = CONTACT
+    expects = EXPECTS_PHONE  # a number typed here is given with the consent line shown
 
     def reply(self, tracker: Tracker, retry: bool) -> Reply:
         return chat().ask_contact(retry=retry)
@@ -392,9 +408,11 @@ class ActionAskComplaintContact(_Ask):
 
 class ActionAskComplaintPhone(_Ask):
     slot = PHONE
+    expects = EXPECTS_PHONE
 
     def reply(self, tracker: Tracker, retry: bool) -> Reply:
-        return chat().ask_phone(retry=retry and tracker.get_slot(CONTACT) == "phone" and bool(_typed(tracker)))
+        given = bool(_typed(tracker) or _entity(tracker, PHONE_TOKEN))
+        return chat().ask_phone(retry=retry and tracker.get_slot(CONTACT) == "phone" and given)
 
 
 class ActionAskComplaintConfirm(_Ask):

@@ -47,6 +47,32 @@ def normalize_phone(text: str) -> Optional[str]:
     return digits if _PHONE.match(digits) else None
 
 
+_PHONE_IN_TEXT = re.compile(r"(?:\+66|0)[0-9๐-๙](?:[\s\-.]?[0-9๐-๙]){7,8}")
+PHONE_IN_TRANSIT = "chat-phone"  # the Sealer purpose of a phone number on its way to the actions
+
+
+def find_phone(text: str) -> Optional[str]:
+    """The first Thai phone number in `text` ("เบอร์ 081-234-5678 ค่ะ" -> '0812345678'), or None."""
+    for match in _PHONE_IN_TEXT.finditer(thai_digits_to_arabic(text or "")):
+        phone = normalize_phone(match.group(0))
+        if phone is not None:
+            return phone
+    return None
+
+
+def phone_in_transit(secret: str, phone: str) -> str:
+    """A phone number sealed for its way through Rasa (which stores every message): the gateway
+    seals what the citizen typed, only the action server (same secret) opens it."""
+    return Sealer(secret, PHONE_IN_TRANSIT).seal(phone)
+
+
+def phone_from_transit(secret: str, token: str) -> Optional[str]:
+    try:
+        return normalize_phone(Sealer(secret, PHONE_IN_TRANSIT).open(token))
+    except ValueError:
+        return None
+
+
 def check_phone(text: str) -> str:
     phone = normalize_phone(text)
     if phone is None:

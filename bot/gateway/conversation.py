@@ -19,7 +19,10 @@ secret token) and calls `Conversation.handle(identity, text)`. The pipeline then
 6. lets a LINE or Telegram photo or location reach the complaint form: when the form asks for
    a place or photos it sends a control message (`expects`), remembered for that turn only, and
    the channel adapter then passes what the citizen sent as a payload the gateway writes itself
-   (`handle(..., gateway_payload=...)`), never one a citizen could type.
+   (`handle(..., gateway_payload=...)`), never one a citizen could type;
+7. keeps a phone number typed for the complaint form out of Rasa's store: when the form asks
+   for it (`expects` "complaint_phone"), a number in the citizen's next message goes to Rasa
+   sealed (`phone_in_transit`, opened only by the action server), not as the citizen typed it.
 
 When Rasa or the action server is down, the citizen gets a short apology, never silence.
 Rasa is called with aiohttp, which costs a third of what httpx does per call (0.4 against
@@ -42,6 +45,7 @@ import aiohttp
 from bot.answers.reply import Button, Reply, intent_payload
 from bot.casework.lookup import EXPECTS_CODE
 from bot.casework.verification import normalize_digits, verifier_token
+from bot.complaints.contact import find_phone, phone_in_transit
 from bot.gateway.limits import RateLimiter
 from bot.gateway.state import SharedState
 
@@ -67,6 +71,7 @@ SESSION_START = "/session_start"
 CODE_TTL_SECONDS = 15 * 60
 # The complaint form's questions that a photo or a location may answer (actions/complaints.py).
 EXPECTS_MEDIA = ("complaint_location", "complaint_photo")
+EXPECTS_PHONE = "complaint_phone"
 MEDIA_TTL_SECONDS = 60 * 60
 _DIGIT = re.compile(r"[0-9\u0e50-\u0e59]")
 
@@ -152,6 +157,8 @@ class Conversation:
             if code is not None:
                 token = verifier_token(self._verification_secret, pending, code)
                 message = intent_payload("check_status", verification_token=token)
+        elif gateway_payload is None and message == as_plain_words(text):
+            message = await self._seal_phone(identity, message)
         if not message:
             return Turn([Reply(EMPTY)], refused="empty")
         try:
@@ -203,12 +210,22 @@ class Conversation:
         expects = control.get("expects")
         if expects == EXPECTS_CODE and isinstance(number, str):
             await self._state.set(f"verify:{identity}", number, CODE_TTL_SECONDS)
-        elif expects in EXPECTS_MEDIA:
+        elif expects in EXPECTS_MEDIA or expects == EXPECTS_PHONE:
             await self._state.set(f"media:{identity}", f"{expects}@{turn}", MEDIA_TTL_SECONDS)
 
+    async def _seal_phone(self, identity: str, message: str) -> str:
+        """The complaint form asked for a phone number: if the citizen typed one, Rasa (which
+        stores every message) gets it sealed, for the action server alone to open."""
+        if not self._verification_secret or await self.expected_media(identity) != EXPECTS_PHONE:
+            return message
+        phone = find_phone(message)
+        if phone is None:
+            return message
+        return intent_payload("file_complaint", phone_token=phone_in_transit(self._verification_secret, phone))
+
     async def expected_media(self, identity: str) -> str | None:
-        """What the complaint form's open question accepts ("complaint_location", "complaint_photo"),
-        or None: it holds only while no other message came after the question."""
+        """What the complaint form's open question accepts ("complaint_location", "complaint_photo",
+        "complaint_phone"), or None: it holds only while no other message came after the question."""
         raw = await self._state.get(f"media:{identity}")
         if not raw:
             return None

@@ -28,6 +28,7 @@ from bot.casework.lookup import StatusLookup
 from bot.casework.registry import Registry
 from bot.complaints import CONTACT_RETENTION_TH, Desk, Officer, PhotoStore, resolve
 from bot.complaints.chat import ComplaintChat
+from bot.complaints.contact import phone_in_transit
 from bot.db import make_engine, migrate
 from bot.db.models import ComplaintRow
 from bot.settings import PROJECT_ROOT, TIMEZONE
@@ -107,7 +108,10 @@ class Chat:
             self.active = True
             self._apply([{"event": "active_loop", "name": "complaint_form"}])
         self.controls = []
+        before = len(self.events)
         replies = self._run(complaint_actions.ValidateComplaintForm())
+        if not any(e.get("name") == "requested_slot" for e in self.events[before:]):
+            self.slots["requested_slot"] = None  # Rasa's FormAction picks the next slot itself
         asked = self.slots["requested_slot"]
         if asked is None and self.slots["complaint_confirm"] != "cancel":
             # rasa_sdk left the choice to Rasa (the required slots were the domain's): the first missing one
@@ -246,6 +250,20 @@ def test_a_phone_typed_at_the_contact_question_is_given_with_its_consent_line(de
     chat.say("ไม่มี")
     [summary] = chat.say("0812345678")
     assert chat.slots["complaint_contact"] == "phone" and "08x-xxx-xx78" in summary.text
+
+
+def test_a_phone_the_gateway_sealed_is_opened_by_the_form_and_the_gateway_is_asked_to_seal_it(desk):
+    chat = Chat(sender="line:p3")
+    chat.say("ร้องเรียนขนส่ง", agency="DLT")
+    chat.say("ป้ายภาษีไม่มาส่ง")
+    chat.tap("skip")  # no place
+    chat.tap("skip")  # no photos (LINE asks for them)
+    assert {"expects": "complaint_phone"} in chat.controls, "the contact question asks the gateway to seal a number"
+    [summary] = chat.say("", phone_token=phone_in_transit(desk.secret, "0812345678"))
+    assert chat.slots["complaint_phone"] == "0812345678" and "08x-xxx-xx78" in summary.text
+    chat.tap("confirm")
+    [row] = rows(desk)
+    assert row.contact_sealed and desk.contacts.open(row.contact_sealed) == "0812345678"
 
 
 @pytest.mark.parametrize("step", [1, 2, 3, 4])

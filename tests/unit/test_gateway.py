@@ -15,6 +15,7 @@ import jinja2
 import pytest
 
 from bot.answers.render import template_environment
+from bot.complaints.contact import phone_from_transit
 from bot.gateway.channels.web import WebSessions
 from bot.gateway.conversation import (
     MORE_PAYLOAD,
@@ -295,3 +296,21 @@ async def test_a_photo_or_location_is_expected_only_until_the_next_message(conve
     await conversation.handle(me, payload)
     assert rasa.received[-1]["message"] == payload.lstrip("/"), "a citizen typing the payload is only words"
     assert await conversation.expected_media(identity()) is None
+
+
+async def test_a_phone_number_for_the_complaint_form_reaches_rasa_sealed(rasa):
+    me = identity()
+    async with serve(rasa) as url, aiohttp.ClientSession() as client:
+        conversation = Conversation(url, client, MemoryState(), verification_secret="s3cret")
+        rasa.replies = [{"text": "ขอเบอร์โทรศัพท์"}, {"custom": {"expects": "complaint_phone"}}]
+        await conversation.handle(me, "ต้องการให้ติดต่อกลับ")
+        rasa.replies = [{"text": "ตรวจสอบข้อมูล"}]
+        await conversation.handle(me, "เบอร์ ๐๘๑-๒๓๔-๕๖๗๘ ค่ะ")
+        told = rasa.received[-1]["message"]
+        assert told.startswith('/file_complaint{"phone_token": ')
+        assert not any(d in told for d in ("081", "2345678", "๐๘๑"))
+        token = json.loads(told.removeprefix("/file_complaint"))["phone_token"]
+        assert phone_from_transit("s3cret", token) == "0812345678"
+        assert phone_from_transit("another secret", token) is None
+        await conversation.handle(me, "โทร 0812345678")  # not asked for: the words as they are
+        assert rasa.received[-1]["message"] == "โทร 0812345678"
