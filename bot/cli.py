@@ -42,9 +42,28 @@ from typing import TYPE_CHECKING
 from bot.settings import GENERATED_SECRETS, PROJECT_ROOT, Settings
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from bot.assistant import LiveAssistant
     from bot.casework.registry import Registry
+    from bot.catalog import Catalog
 
+
+
+def open_catalog_and_database(settings: Settings) -> "tuple[Catalog, Engine] | None":
+    """The catalog and the migrated database a command works on; None (the problems printed)
+    when the catalog is invalid. The caller disposes of the engine."""
+    from bot.catalog import CatalogError, load_catalog
+    from bot.db import make_engine, migrate
+
+    try:
+        catalog = load_catalog(settings.catalog_dir)
+    except CatalogError as exc:
+        print(exc, file=sys.stderr)
+        return None
+    engine = make_engine(settings.database)
+    migrate(engine)
+    return catalog, engine
 
 def _catalog_check(directory: Path) -> int:
     """Validate the catalog and render every reply from it, as the live reload does."""
@@ -183,17 +202,12 @@ def _agency_key(settings: Settings, args: argparse.Namespace) -> int:
     """Create, revoke or list agencies' API keys (stored hashed; a new key is shown only here)."""
     logging.getLogger("alembic").setLevel(logging.WARNING)  # before importing it: it logs at import
     from bot.casework import ApiKeys, CaseworkError
-    from bot.catalog import CatalogError, load_catalog
-    from bot.db import make_engine, migrate
 
-    try:
-        catalog = load_catalog(settings.catalog_dir)
-    except CatalogError as exc:
-        print(exc, file=sys.stderr)
+    opened = open_catalog_and_database(settings)
+    if opened is None:
         return 1
-    engine = make_engine(settings.database)
+    catalog, engine = opened
     try:
-        migrate(engine)
         keys = ApiKeys(engine, catalog=lambda: catalog)
         if args.key_command == "create":
             created = keys.create(args.agency, args.name or "")
@@ -222,20 +236,15 @@ def _webhooks(settings: Settings, args: argparse.Namespace) -> int:
     """Agencies' webhook subscriptions and dead letters (bot.complaints.webhooks); audited as the CLI."""
     logging.getLogger("alembic").setLevel(logging.WARNING)  # before importing it: it logs at import
     from bot.casework import CaseworkError, audit
-    from bot.catalog import CatalogError, load_catalog
     from bot.complaints import Desk, deliveries, resend, revoke, subscribe, subscriptions
-    from bot.db import make_engine, migrate
 
     if args.webhooks_command == "add":  # the secret is sealed with VERIFICATION_SECRET, as the gateway opens it
         settings = _with_generated_secrets(settings)
-    try:
-        catalog = load_catalog(settings.catalog_dir)
-    except CatalogError as exc:
-        print(exc, file=sys.stderr)
+    opened = open_catalog_and_database(settings)
+    if opened is None:
         return 1
-    engine = make_engine(settings.database)
+    catalog, engine = opened
     try:
-        migrate(engine)
         # Listing, revoking and resending never open a secret: any key will do when none is set yet.
         desk = Desk(engine, settings.verification_secret or "unset", lambda: catalog)
         if args.webhooks_command == "add":

@@ -47,19 +47,15 @@ def add_arguments(commands: argparse._SubParsersAction) -> None:
 def main(settings: Settings, args: argparse.Namespace, stdin: Optional[TextIO] = None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     from bot.casework.errors import CaseworkError
-    from bot.catalog import CatalogError, load_catalog
-    from bot.db import make_engine, migrate
+    from bot.cli import open_catalog_and_database
     from bot.gateway.portal.accounts import Officers
     from bot.gateway.portal.sessions import Sessions
 
-    try:
-        catalog = load_catalog(settings.catalog_dir)
-    except CatalogError as exc:
-        print(exc, file=sys.stderr)
+    opened = open_catalog_and_database(settings)
+    if opened is None:
         return 1
-    engine = make_engine(settings.database)
+    catalog, engine = opened
     try:
-        migrate(engine)
         officers = Officers(engine)
         if args.portal_command == "add-officer":
             password = _read_password(args.password_stdin, stdin or sys.stdin)
