@@ -8,7 +8,9 @@ Each patch is small, keeps Rasa's behaviour, and says how to drop it.
 itself against its meta-schema and builds a new validator, on every call: about 19 ms per
 custom action on two cores, more than all the rest of the turn. The patch builds the same
 validator class for the same schema once and raises the same error (`best_match` of the
-errors, with Rasa's own message suffix). Drop it when Rasa validates with a compiled
+errors, with Rasa's own message suffix); a response is first checked event by event against
+its own event type's schema, which accepts exactly what the full check accepts, at a fraction
+of the cost (the full check tries each event against all 23 types). Drop it when Rasa validates with a compiled
 validator itself: delete the call in `install()` and this function; the test
 tests/nlu/test_rasa_patches.py compares the patched and the original behaviour and fails if
 Rasa's method changes under it.
@@ -47,7 +49,14 @@ PATCHED_MARK = "_sla_bot_compiled_validator"
 
 
 def compiled_action_validator() -> Callable[[Any, dict], bool]:
-    """Rasa's `_validate_action_result`, with the validator compiled once."""
+    """Rasa's `_validate_action_result`, with the validator compiled once.
+
+    Each event of a response is checked against the schema of its own event type first: Rasa's
+    schema lists the 23 event types under `oneOf`, so a full check tries every event against all
+    23 (about a millisecond per response here). Only when that quick check fails does the full
+    check run, so a rejected response gets exactly Rasa's error, and a response the quick check
+    accepts is one the full check accepts (the event types are told apart by a distinct `const`,
+    verified when the validator is built)."""
     from jsonschema import ValidationError, exceptions, validators
     from rasa.core.actions.action import RemoteAction
     from rasa.shared.constants import DOCS_BASE_URL
@@ -56,8 +65,11 @@ def compiled_action_validator() -> Callable[[Any, dict], bool]:
     validator_class = validators.validator_for(spec)
     validator_class.check_schema(spec)
     validator = validator_class(spec)
+    quick = _quick_event_check(spec, validator_class)
 
     def _validate_action_result(self: RemoteAction, result: dict) -> bool:
+        if quick is not None and quick(result):
+            return True
         error = exceptions.best_match(validator.iter_errors(result))
         if error is None:
             return True
@@ -72,6 +84,37 @@ def compiled_action_validator() -> Callable[[Any, dict], bool]:
 
     setattr(_validate_action_result, PATCHED_MARK, True)
     return _validate_action_result
+
+
+def _quick_event_check(spec: dict, validator_class: Any) -> Callable[[Any], bool] | None:
+    """True only for responses `spec` accepts, checking each event against its own type's schema;
+    None when `spec` is not shaped as expected (then every response gets the full check)."""
+    try:
+        events = spec["properties"]["events"]
+        items = events["items"]
+        names = [alternative["properties"]["event"]["const"] for alternative in items["oneOf"]]
+    except (KeyError, TypeError):
+        return None
+    if len(set(names)) != len(names) or set(events) != {"type", "items"}:
+        return None
+    common = {key: value for key, value in items.items() if key != "oneOf"}
+    by_name = {
+        name: validator_class({**common, "allOf": [alternative]})
+        for name, alternative in zip(names, items["oneOf"], strict=True)
+    }
+    outer = validator_class({**spec, "properties": {**spec["properties"], "events": {"type": "array"}}})
+
+    def quick(result: Any) -> bool:
+        if not outer.is_valid(result):
+            return False
+        for event in result.get("events") or ():
+            name = event.get("event") if isinstance(event, dict) else None
+            check = by_name.get(name) if isinstance(name, str) else None
+            if check is None or not check.is_valid(event):
+                return False
+        return True
+
+    return quick
 
 
 def set_sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:

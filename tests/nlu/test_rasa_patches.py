@@ -56,6 +56,51 @@ def test_malformed_responses_are_rejected_with_rasas_error(response):
     assert list(patched.value.path) == list(original.value.path)
 
 
+def _event_samples() -> list[dict]:
+    from rasa.shared.core.events import (
+        ActionExecuted,
+        ActiveLoop,
+        AllSlotsReset,
+        BotUttered,
+        FollowupAction,
+        Restarted,
+        SessionStarted,
+        SlotSet,
+        UserUttered,
+    )
+
+    events = [
+        SlotSet("service", "passport"), SlotSet("complaint_photos", ["a", "b"]), SlotSet("x", None),
+        ActiveLoop("complaint_form"), ActiveLoop(None), FollowupAction("action_listen"), AllSlotsReset(),
+        BotUttered("ตอบ", {"buttons": [{"title": "ค่าธรรมเนียม", "payload": "/ask_fee"}]}), Restarted(),
+        SessionStarted(), ActionExecuted("action_listen"), UserUttered("สวัสดี", {"name": "greet", "confidence": 1.0}),
+    ]
+    return [event.as_dict() for event in events]
+
+
+def test_the_quick_event_check_accepts_exactly_what_the_full_check_accepts():
+    from jsonschema import validators
+
+    spec = RemoteAction.action_response_format_spec()
+    full = validators.validator_for(spec)(spec)
+    quick = rasa_patches._quick_event_check(spec, validators.validator_for(spec))
+    assert quick is not None, "Rasa's schema changed shape: review the quick check"
+    samples = _event_samples()
+    responses = [*VALID, {"events": samples, "responses": [{"text": "ตอบ"}]}]
+    for response in responses:
+        assert quick(response) and full.is_valid(response)
+    wrong = [
+        *MALFORMED,
+        {"events": [{"event": "slot", "name": "service"}]},  # no value
+        {"events": [{"event": "no_such_event"}]},
+        {"events": [{**samples[0], "timestamp": "yesterday"}]},
+        {"events": [samples[0], 5]},
+        [],
+    ]
+    for response in wrong:
+        assert not quick(response) and not full.is_valid(response), response
+
+
 def test_install_replaces_each_patched_function_once(monkeypatch):
     monkeypatch.setattr(RemoteAction, "_validate_action_result", ORIGINAL)
     monkeypatch.setattr(tracker_store, "create_engine_kwargs", tracker_store.create_engine_kwargs)
