@@ -43,7 +43,9 @@ def sentence_matrix(messages: List[Message]) -> scipy.sparse.csr_matrix:
         width, data, indices = 0, [], []
         for features in [f for f in sentence if f.is_sparse()] + [f for f in sentence if f.is_dense()]:
             matrix = features.features
-            if scipy.sparse.issparse(matrix):
+            if isinstance(matrix, scipy.sparse.coo_matrix):  # what Rasa's featurizers give: read it as is
+                values, columns = matrix.data, matrix.col
+            elif scipy.sparse.issparse(matrix):
                 row = scipy.sparse.csr_matrix(matrix)
                 values, columns = row.data, row.indices
             else:
