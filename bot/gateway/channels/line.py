@@ -307,16 +307,7 @@ class LineChannel:
 
     async def _media(self, event: InboundEvent, conversation: Conversation) -> Turn | None:
         """A location or photo for the complaint form's open question; None when none takes it."""
-        location = event.extra.get("location")
-        if isinstance(location, dict):
-            where = media.Location(float(location["latitude"]), float(location["longitude"]), location.get("name", ""))
-            return await media.take_location(conversation, event.identity, where, self.max_buttons)
-        message_id = event.extra.get("message_id")
-        if isinstance(message_id, str) and message_id:
-            return await media.take_photo(
-                conversation, event.identity, self.photos, lambda: self._content(message_id), self.max_buttons
-            )
-        return None
+        return await media.take_media(conversation, event, self.photos, "message_id", self._content, self.max_buttons)
 
     async def _content(self, message_id: str) -> bytes:
         """The bytes of an image a user sent (the blob API); PhotoTooLarge past the store's limit.

@@ -21,6 +21,7 @@ from typing import Awaitable, Callable, Optional
 from bot.answers.reply import Reply
 from bot.casework.errors import InvalidInput
 from bot.complaints.photos import MAX_PHOTO_BYTES, PhotoStore
+from bot.delivery.types import InboundEvent
 from bot.gateway.conversation import Conversation, Turn
 
 logger = logging.getLogger(__name__)
@@ -92,3 +93,24 @@ async def take_photo(
         logger.warning("fetching a photo failed: %s", type(exc).__name__)
         return Turn([Reply(PHOTO_UNAVAILABLE)], refused="photo_unavailable")
     return await conversation.handle(identity, "", max_buttons=max_buttons, gateway_payload=photo_payload(stored.id))
+
+
+async def take_media(
+    conversation: Conversation,
+    event: InboundEvent,
+    photos: Optional[PhotoStore],
+    photo_key: str,
+    fetch: Callable[[str], Awaitable[bytes]],
+    max_buttons: Optional[int],
+) -> Optional[Turn]:
+    """The form's turn for what a channel adapter put in `event.extra`: a `location` (latitude,
+    longitude, name), or a photo's platform id under `photo_key`, which `fetch(id)` downloads;
+    None when the event carries neither or no open question takes it."""
+    location = event.extra.get("location")
+    if isinstance(location, dict):
+        where = Location(float(location["latitude"]), float(location["longitude"]), location.get("name", ""))
+        return await take_location(conversation, event.identity, where, max_buttons)
+    photo_id = event.extra.get(photo_key)
+    if isinstance(photo_id, str) and photo_id:
+        return await take_photo(conversation, event.identity, photos, lambda: fetch(photo_id), max_buttons)
+    return None

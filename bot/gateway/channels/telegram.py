@@ -396,16 +396,9 @@ class TelegramChannel:
 
     async def _media(self, event: InboundEvent, conversation: Conversation) -> Turn | None:
         """A location or photo for the complaint form's open question; None when none takes it."""
-        location = event.extra.get("location")
-        if isinstance(location, dict):
-            where = media.Location(float(location["latitude"]), float(location["longitude"]), location.get("name", ""))
-            return await media.take_location(conversation, event.identity, where, self.max_buttons)
-        file_id = event.extra.get("photo_file_id")
-        if isinstance(file_id, str) and file_id:
-            return await media.take_photo(
-                conversation, event.identity, self.photos, lambda: self._download(file_id), self.max_buttons
-            )
-        return None
+        return await media.take_media(
+            conversation, event, self.photos, "photo_file_id", self._download, self.max_buttons
+        )
 
     async def _download(self, file_id: str) -> bytes:
         """A photo's bytes: getFile, then the file itself. Its URL holds the bot token: never logged."""
