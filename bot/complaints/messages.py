@@ -66,8 +66,10 @@ def transferred(complaint: Complaint, agency: Agency, *, escalated: bool) -> Rep
 
 
 def resolved(complaint: Complaint, agency: Agency, text: str) -> Reply:
+    # The way back in that works from a push: the status answer carries the "not fixed" button.
     again = (
-        "\nหากปัญหายังไม่ได้รับการแก้ไข แจ้งขอเปิดเรื่องนี้อีกครั้งพร้อมเหตุผลได้ 1 ครั้ง"
+        f"\nหากปัญหายังไม่ได้รับการแก้ไข พิมพ์ \"เรื่องร้องเรียน {complaint.tracking_number} ถึงไหนแล้ว\" แล้วกดปุ่ม"
+        " \"ยังไม่ได้รับการแก้ไข\" เพื่อขอเปิดเรื่องอีกครั้งพร้อมเหตุผล (ได้ 1 ครั้ง)"
         if complaint.reopen_count == 0
         else ""
     )

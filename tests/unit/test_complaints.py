@@ -362,6 +362,7 @@ def test_acknowledge_reply_resolve_notify_the_reporter_once_each(desk, engine, c
     assert number in ack_text and "ตอบรับแล้ว" in ack_text and "6 ก.ค. 2569 เวลา 16:30 น." in ack_text
     assert "กำลังตรวจสอบกับสำนักงาน" in reply_text and "กรมการขนส่งทางบก" in reply_text
     assert "ดำเนินการแล้วเสร็จ" in resolved_text and "ได้ 1 ครั้ง" in resolved_text
+    assert f"เรื่องร้องเรียน {number} ถึงไหนแล้ว" in resolved_text, "how to reopen it, in words that reach the status answer"
     for text in (ack_text, reply_text, resolved_text):
         assert "ครับ" not in text and "ค่ะ" not in text
     actions = [e.action for e in history(desk, number, DLT)]
