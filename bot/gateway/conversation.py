@@ -38,7 +38,7 @@ import re
 import time
 import zlib
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 import aiohttp
 
@@ -278,6 +278,30 @@ class Conversation:
                 return "ok" if healthy(await response.json(content_type=None)) else "down"
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
             return "down"
+
+
+async def handle_showing_progress(
+    conversation: Conversation,
+    identity: str,
+    text: str,
+    *,
+    max_buttons: int | None,
+    gateway_payload: str | None,
+    slow_after: float,
+    show_progress: Callable[[], Awaitable[None]],
+) -> Turn:
+    """`conversation.handle`, calling `show_progress` (LINE's loading animation, Telegram's
+    "typing…") once if the answer takes longer than `slow_after` seconds."""
+    extra = {"gateway_payload": gateway_payload} if gateway_payload is not None else {}
+    task = asyncio.ensure_future(conversation.handle(identity, text, max_buttons=max_buttons, **extra))
+    try:
+        done, _ = await asyncio.wait({task}, timeout=slow_after)
+        if not done:
+            await show_progress()
+        return await task
+    finally:
+        if not task.done():
+            task.cancel()
 
 
 @dataclass

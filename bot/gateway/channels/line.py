@@ -81,7 +81,7 @@ from bot.gateway.channels.line_messages import (
     retry_key,
     to_messages,
 )
-from bot.gateway.conversation import Conversation, Turn
+from bot.gateway.conversation import Conversation, Turn, handle_showing_progress
 from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -322,18 +322,11 @@ class LineChannel:
         self, conversation: Conversation, event: InboundEvent, text: str, gateway_payload: str | None = None
     ) -> Turn:
         """Run the conversation; show the loading animation if it takes longer than a moment."""
-        kwargs = {"gateway_payload": gateway_payload} if gateway_payload is not None else {}
-        task = asyncio.ensure_future(
-            conversation.handle(event.identity, text, max_buttons=self.max_buttons, **kwargs)
+        user_id = event.extra.get("user_id") or event.identity.removeprefix("line:")
+        return await handle_showing_progress(
+            conversation, event.identity, text, max_buttons=self.max_buttons, gateway_payload=gateway_payload,
+            slow_after=self.loading_after, show_progress=lambda: self._show_loading(user_id),
         )
-        try:
-            done, _ = await asyncio.wait({task}, timeout=self.loading_after)
-            if not done:
-                await self._show_loading(event.extra.get("user_id") or event.identity.removeprefix("line:"))
-            return await task
-        finally:
-            if not task.done():
-                task.cancel()
 
     async def _show_loading(self, user_id: str) -> None:
         try:

@@ -91,7 +91,7 @@ from bot.complaints.photos import MAX_PHOTO_BYTES, PhotoStore
 from bot.delivery.types import InboundEvent, Inbox, Outbox, RetryLater, Undeliverable
 from bot.gateway.channels import media
 from bot.gateway.channels import telegram_messages as tm
-from bot.gateway.conversation import OFFER_TTL_SECONDS, Conversation, Turn
+from bot.gateway.conversation import OFFER_TTL_SECONDS, Conversation, Turn, handle_showing_progress
 from bot.gateway.state import MemoryState, SharedState, open_state
 from bot.settings import Settings
 
@@ -415,18 +415,10 @@ class TelegramChannel:
         self, conversation: Conversation, event: InboundEvent, text: str, gateway_payload: str | None = None
     ) -> Turn:
         """Run the conversation; show "typing…" if it takes longer than a moment."""
-        kwargs = {"gateway_payload": gateway_payload} if gateway_payload is not None else {}
-        task = asyncio.ensure_future(
-            conversation.handle(event.identity, text, max_buttons=self.max_buttons, **kwargs)
+        return await handle_showing_progress(
+            conversation, event.identity, text, max_buttons=self.max_buttons, gateway_payload=gateway_payload,
+            slow_after=self.typing_after, show_progress=lambda: self._typing(event.identity),
         )
-        try:
-            done, _ = await asyncio.wait({task}, timeout=self.typing_after)
-            if not done:
-                await self._typing(event.identity)
-            return await task
-        finally:
-            if not task.done():
-                task.cancel()
 
     async def _typing(self, identity: str) -> None:
         try:
