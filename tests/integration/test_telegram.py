@@ -187,8 +187,8 @@ async def test_status_command_and_a_verified_lookup(harness, filed):
 
 async def test_through_the_gateway_process(stack: Stack, telegram_fake: FakeTelegramAPI):
     settings = stack.settings
-    if not settings.telegram_enabled or FakeTelegramAPI.running_at(settings.telegram_api_base_url) is None:
-        pytest.skip("the session stack runs without Telegram: give it FakeTelegramAPI.settings_for()")
+    # The session stack (tests/integration/conftest.py) always runs with Telegram on the fake API.
+    assert settings.telegram_enabled and FakeTelegramAPI.running_at(settings.telegram_api_base_url) is not None
     chat_id = random.randrange(10**8, 10**9)
     update = text_update(next(_update_ids), chat_id, "ทำพาสปอร์ตต้องใช้เอกสารอะไรบ้าง")
     if settings.telegram_mode == "webhook":
