@@ -216,10 +216,8 @@ class Conversation:
     async def _seal_phone(self, identity: str, message: str) -> str:
         """The complaint form asked for a phone number: if the citizen typed one, Rasa (which
         stores every message) gets it sealed, for the action server alone to open."""
-        if not self._verification_secret or await self.expected_media(identity) != EXPECTS_PHONE:
-            return message
-        phone = find_phone(message)
-        if phone is None:
+        phone = find_phone(message) if self._verification_secret else None  # before any state lookup
+        if phone is None or await self.expected_media(identity) != EXPECTS_PHONE:
             return message
         return intent_payload("file_complaint", phone_token=phone_in_transit(self._verification_secret, phone))
 
