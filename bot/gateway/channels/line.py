@@ -81,6 +81,7 @@ from bot.gateway.channels.line_messages import (
     retry_key,
     to_messages,
 )
+from bot.gateway.channels.webhooks import read_body
 from bot.gateway.conversation import Conversation, Turn, handle_showing_progress
 from bot.settings import Settings
 
@@ -460,17 +461,6 @@ def _retry_after(exc: ApiException) -> float | None:
 # -- the route ---------------------------------------------------------------------------
 
 
-async def _read_body(request: Request, limit: int) -> bytes | None:
-    """The request body, or None when it is larger than `limit` bytes (read no further)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            return None
-    return bytes(body)
 
 
 def router(
@@ -488,7 +478,7 @@ def router(
     @routes.post(WEBHOOK_PATH, include_in_schema=False)
     async def line_webhook(request: Request) -> JSONResponse:
         received_at = dt.datetime.now(dt.timezone.utc)
-        body = await _read_body(request, max_body_bytes)
+        body = await read_body(request, max_body_bytes)
         if body is None:
             return JSONResponse({"detail": f"body larger than {max_body_bytes} bytes"}, status_code=413)
         signature = request.headers.get("x-line-signature")

@@ -91,6 +91,7 @@ from bot.complaints.photos import MAX_PHOTO_BYTES, PhotoStore
 from bot.delivery.types import InboundEvent, Inbox, Outbox, RetryLater, Undeliverable
 from bot.gateway.channels import media
 from bot.gateway.channels import telegram_messages as tm
+from bot.gateway.channels.webhooks import read_body
 from bot.gateway.conversation import OFFER_TTL_SECONDS, Conversation, Turn, handle_showing_progress
 from bot.gateway.state import MemoryState, SharedState, open_state
 from bot.settings import Settings
@@ -747,17 +748,6 @@ def from_settings(settings: Settings) -> TelegramChannel | None:
     )
 
 
-async def _read_body(request: Request, limit: int) -> bytes | None:
-    """The request body, or None when it is larger than `limit` bytes (read no further)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            return None
-    return bytes(body)
 
 
 def router(channel: TelegramChannel, inbox: Inbox, *, max_body_bytes: int = MAX_BODY_BYTES) -> APIRouter:
@@ -775,7 +765,7 @@ def router(channel: TelegramChannel, inbox: Inbox, *, max_body_bytes: int = MAX_
             logger.warning("Telegram webhook with a missing or wrong secret token refused")
             return JSONResponse({"detail": "wrong or missing secret token"}, status_code=403)
         received_at = dt.datetime.now(dt.timezone.utc)
-        body = await _read_body(request, max_body_bytes)
+        body = await read_body(request, max_body_bytes)
         if body is None:
             return JSONResponse({"detail": f"body larger than {max_body_bytes} bytes"}, status_code=413)
         try:
