@@ -461,8 +461,6 @@ def _retry_after(exc: ApiException) -> float | None:
 # -- the route ---------------------------------------------------------------------------
 
 
-
-
 def router(
     channel: LineChannel, inbox: Inbox | Callable[[], Inbox], *, max_body_bytes: int = MAX_BODY_BYTES
 ) -> APIRouter:

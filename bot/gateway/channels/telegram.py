@@ -748,8 +748,6 @@ def from_settings(settings: Settings) -> TelegramChannel | None:
     )
 
 
-
-
 def router(channel: TelegramChannel, inbox: Inbox, *, max_body_bytes: int = MAX_BODY_BYTES) -> APIRouter:
     """`POST /webhooks/telegram`: check the secret, store the update's event, answer 200 at once.
 
