@@ -34,8 +34,6 @@ from bot.gateway.portal import router as portal_router
 from bot.gateway.state import open_state
 from bot.settings import Settings
 
-INVALID = "ข้อความไม่ถูกต้อง กรุณาพิมพ์คำถามเป็นข้อความแล้วส่งใหม่"
-
 
 class _InboxOfApp:
     """The webhooks' inbox: the one `Delivery` made in the lifespan (routes exist before it)."""
@@ -99,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await delivery.stop()
                 for channel in channels:
                     await channel.close()
+                app.state.conversation.close()
                 await state.close()
                 engine.dispose()
 
@@ -106,9 +105,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="SLA bot gateway",
         description="Web chat, the agency API (`/api/agency/v1`, Bearer API key per agency) and health.",
         lifespan=lifespan,
+        # No OpenTelemetry here: FastAPI's check for a configured provider costs every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.mount("/static", StaticFiles(directory=web.STATIC), name="static")
-    app.include_router(web.router(sessions, settings.rate_limit_address))
+    app.include_router(web.router(sessions))
+    app.add_middleware(web.ChatTurns, sessions=sessions, address_limit=settings.rate_limit_address)
     app.include_router(agency.router())
     app.include_router(open311.router())
     app.include_router(portal_router())
@@ -123,12 +125,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if request.url.path.startswith(agency.PREFIX):  # agencies' developers get the fields at fault
             errors = [{"field": ".".join(str(p) for p in e["loc"][1:]), "message": e["msg"]} for e in exc.errors()]
             return JSONResponse({"detail": "invalid request", "errors": errors}, status_code=422)
-        return JSONResponse({"detail": INVALID}, status_code=422)
+        return JSONResponse({"detail": web.INVALID}, status_code=422)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         # A body that is not JSON at all arrives here as 400; say so in Thai like the rest.
-        detail = INVALID if exc.status_code == 400 else exc.detail
+        detail = web.INVALID if exc.status_code == 400 else exc.detail
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.get("/healthz")

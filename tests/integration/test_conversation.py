@@ -113,6 +113,12 @@ def test_non_json_body_is_a_4xx(gateway_url):
     assert "ข้อความไม่ถูกต้อง" in response.json()["detail"]
 
 
+def test_an_oversized_body_is_refused_unread(gateway_url):
+    response = httpx.post(f"{gateway_url}/api/chat", json={"message": "ก" * 40_000})
+    assert response.status_code == 413
+    assert "ข้อความไม่ถูกต้อง" in response.json()["detail"]
+
+
 def test_unknown_paths_are_404_not_500(gateway_url):
     assert httpx.get(f"{gateway_url}/nope").status_code == 404
     assert httpx.get(f"{gateway_url}/api/chat").status_code == 405

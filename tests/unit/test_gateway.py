@@ -16,7 +16,7 @@ import pytest
 
 from bot.answers.render import template_environment
 from bot.complaints.contact import phone_from_transit
-from bot.gateway.channels.web import WebSessions
+from bot.gateway.channels.web import INVALID, WebSessions, chat_message
 from bot.gateway.conversation import (
     MORE_PAYLOAD,
     TOO_FAST,
@@ -82,6 +82,26 @@ def test_web_sessions_are_signed_and_tampering_is_refused():
     assert sessions.verify(f"{session_id}.AAAA") is None
     assert WebSessions("other secret").verify(cookie) is None
     assert sessions.issue() != sessions.issue()
+
+
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        (b'{"message": "hi", "sender": "someone-else"}', (0, "hi")),  # `sender` is ignored
+        ('{"message": "ต่อใบขับขี่"}'.encode(), (0, "ต่อใบขับขี่")),
+        (b'{"message": "   "}', (0, "   ")),  # the pipeline answers blank text in Thai
+        (b'{"message": ""}', (422, INVALID)),
+        (b'{"message": 5}', (422, INVALID)),
+        (b'{"sender": "x"}', (422, INVALID)),
+        (b"[]", (422, INVALID)),
+        (b'"hi"', (422, INVALID)),
+        (json.dumps({"message": "x" * 4001}).encode(), (422, INVALID)),
+        (b"\xff{not json", (400, INVALID)),
+        (b"", (400, INVALID)),
+    ],
+)
+def test_the_web_chat_reads_only_a_message_string(body, expected):
+    assert chat_message(body) == expected
 
 
 # ----------------------------------------------------------------------------- what Rasa is told
