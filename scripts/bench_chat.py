@@ -5,8 +5,10 @@ run and on the same processes:
 
 - small-talk turns (a fixed response, no custom action) and custom-action turns (an answer
   rendered from the catalog by the action server), each at 1, 10, 20 and 50 concurrent clients,
-  both through the gateway's web chat API and straight to Rasa's REST channel; each simulated
-  citizen opens a conversation (untimed) and then sends ten timed turns;
+  both through the gateway's web chat API and straight to Rasa's REST channel, in alternating
+  rounds (this machine's speed drifts by 10-20% over minutes; alternating makes the two paths
+  share the drift); each simulated citizen opens a conversation (untimed) and then sends up to
+  ten timed turns;
 - one conversation of 500 custom-action turns through the gateway: its first turns against
   its last.
 
@@ -41,6 +43,7 @@ LEVELS = (1, 10, 20, 50)
 LONG_CONVERSATION_TURNS = 500
 WINDOW = 20  # turns averaged at each end of the long conversation
 CONVERSATION_TURNS = 10  # timed turns per simulated citizen in the load runs
+ROUNDS = 4  # each (kind, clients) measurement alternates the two paths over this many rounds
 
 
 def _client() -> aiohttp.ClientSession:
@@ -113,14 +116,18 @@ async def _bench(settings, messages: int, long_turns: int) -> dict:
     await _load(bases["rasa"], "rasa", SMALL_TALK, 2, 20)
     for kind, text in (("small talk", SMALL_TALK), ("custom action", CUSTOM_ACTION)):
         for clients in LEVELS:
-            for path in ("rasa", "gateway"):
-                total = max(messages, clients * 4)
-                timings, seconds = await _load(bases[path], path, text, clients, total)
-                results["runs"].append(
-                    {"kind": kind, "path": path, "clients": clients, "seconds": seconds, "ms": timings}
-                )
-                print(f"  {kind:<13} {path:<7} {clients:>2} clients: p50 {_quantile(timings, 0.5):6.1f} ms, "
-                      f"{len(timings) / seconds:6.1f} msg/s", flush=True)
+            runs = {path: {"kind": kind, "path": path, "clients": clients, "seconds": 0.0, "ms": []}
+                    for path in ("rasa", "gateway")}
+            per_round = max(messages // ROUNDS, clients * 2)
+            for round_ in range(ROUNDS):  # alternating paths, so a drift in the machine's speed hits both
+                for path in ("rasa", "gateway") if round_ % 2 == 0 else ("gateway", "rasa"):
+                    timings, seconds = await _load(bases[path], path, text, clients, per_round)
+                    runs[path]["ms"] += timings
+                    runs[path]["seconds"] += seconds
+            for run in runs.values():
+                results["runs"].append(run)
+                print(f"  {kind:<13} {run['path']:<7} {clients:>2} clients: p50 {_quantile(run['ms'], 0.5):6.1f} ms, "
+                      f"{len(run['ms']) / run['seconds']:6.1f} msg/s", flush=True)
     timings = await _long_conversation(settings.gateway_url, long_turns)
     results["long_conversation"] = {"ms": timings}
     return results
@@ -153,7 +160,7 @@ def _table(results: dict) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--messages", type=int, default=200, help="turns per (kind, path, clients) run")
+    parser.add_argument("--messages", type=int, default=400, help="turns per (kind, path, clients) run")
     parser.add_argument("--long-turns", type=int, default=LONG_CONVERSATION_TURNS)
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "reports" / "chat")
     parser.add_argument("--rasa-workers", type=int, default=1, help="Rasa server processes (RASA_WORKERS)")

@@ -30,7 +30,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable, Mapping, Optional
 
-from sqlalchemy import Engine, Table, and_, case, exists, func, or_, select, update
+from sqlalchemy import Engine, Table, and_, bindparam, case, exists, func, or_, select, update
 
 from bot.db import transaction, writer
 
@@ -87,9 +87,13 @@ class LeasedTable:
         self.lease = lease
         self.owner = owner or new_owner()
         self._postgres = engine.dialect.name == "postgresql"
+        # Built once: an idle pump asks every second, and building this query cost more than
+        # running it (parameters: now, limit).
+        self._claimable = self._claimable_query()
 
-    def _claimable(self, now: dt.datetime, limit: int):
+    def _claimable_query(self):
         t = self.table
+        now = bindparam("now", type_=t.c.next_attempt_at.type)
         earlier = t.alias("earlier")
         busy = t.alias("busy")
         is_head = ~exists().where(earlier.c.identity == t.c.identity, earlier.c.state == PENDING, earlier.c.id < t.c.id)
@@ -108,7 +112,7 @@ class LeasedTable:
                 not_busy,
             )
             .order_by(t.c.id)
-            .limit(limit)
+            .limit(bindparam("limit"))
         )
 
     def claim(self, limit: int, clock: Clock) -> list[Mapping[str, Any]]:
@@ -119,16 +123,14 @@ class LeasedTable:
         if limit <= 0:
             return []
         with transaction(self.engine) as session:  # a cheap read first: an idle queue never takes the write lock
-            if session.execute(self._claimable(clock(), 1)).first() is None:
+            if session.execute(self._claimable, {"now": clock(), "limit": 1}).first() is None:
                 return []
         t = self.table
         with transaction(self.writer) as session:
             session.connection()  # SQLite: BEGIN IMMEDIATE waits here for the write lock
             now = clock()
-            query = self._claimable(now, limit)
-            if self._postgres:
-                query = query.with_for_update(skip_locked=True, of=t)
-            ids = list(session.scalars(query))
+            query = self._claimable.with_for_update(skip_locked=True, of=t) if self._postgres else self._claimable
+            ids = list(session.scalars(query, {"now": now, "limit": limit}))
             if not ids:
                 return []
             session.execute(
