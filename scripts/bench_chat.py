@@ -104,13 +104,26 @@ async def _long_conversation(gateway_url: str, turns: int) -> list[float]:
         return [await _turn(client, [gateway_url], "gateway", CUSTOM_ACTION, None) for _ in range(turns)]
 
 
+def reference_loop_ms() -> float:
+    """Milliseconds for a fixed pure-Python loop: how fast this machine runs Python right now.
+
+    The shared 2-core machines this runs on vary by 20-40% from hour to hour; this figure,
+    printed with every run, tells a slower stack from a slower machine."""
+    started = time.perf_counter()
+    total = 0
+    for i in range(2_000_000):
+        total += i * i
+    return (time.perf_counter() - started) * 1000
+
+
 def _quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
 async def _bench(settings, messages: int, long_turns: int) -> dict:
-    results: dict = {"rasa_workers": settings.rasa_workers, "runs": [], "long_conversation": None}
+    results: dict = {"rasa_workers": settings.rasa_workers, "runs": [], "long_conversation": None,
+                     "reference_loop_ms": [reference_loop_ms()]}
     bases = {"gateway": [settings.gateway_url], "rasa": settings.rasa_urls}
     await _load(bases["gateway"], "gateway", CUSTOM_ACTION, 2, 20)  # warm both paths
     await _load(bases["rasa"], "rasa", SMALL_TALK, 2, 20)
@@ -130,12 +143,15 @@ async def _bench(settings, messages: int, long_turns: int) -> dict:
                       f"{len(run['ms']) / run['seconds']:6.1f} msg/s", flush=True)
     timings = await _long_conversation(settings.gateway_url, long_turns)
     results["long_conversation"] = {"ms": timings}
+    results["reference_loop_ms"].append(reference_loop_ms())
     return results
 
 
 def _table(results: dict) -> str:
     lines = [
-        f"Rasa server processes: {results['rasa_workers']}.",
+        f"Rasa server processes: {results['rasa_workers']}. Machine speed: the reference loop took "
+        + " and ".join(f"{ms:.0f}" for ms in results["reference_loop_ms"]) + " ms (start and end of the run; "
+        "smaller is faster).",
         "",
         "| turn | path | clients | p50 ms | p95 ms | p99 ms | msg/s |",
         "|---|---|---:|---:|---:|---:|---:|",

@@ -24,6 +24,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bot.gateway.channels.webhooks import read_body
 from bot.gateway.conversation import Conversation
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -99,7 +100,7 @@ class ChatTurns:
         if request.method != "POST":
             response: Response = JSONResponse({"detail": "Method Not Allowed"}, 405, {"Allow": "POST"})
         else:
-            response = await self.turn(request, await _read_body(receive, MAX_BODY_BYTES))
+            response = await self.turn(request, await read_body(request, MAX_BODY_BYTES))
         await response(scope, receive, send)
 
     async def turn(self, request: Request, body: bytes | None) -> Response:
@@ -119,18 +120,6 @@ class ChatTurns:
             return keep_session(request, refusal, cookie)
         answer = JSONResponse({"messages": [reply.to_json() for reply in turn.replies]})
         return keep_session(request, answer, cookie)
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The request body, or None when it is larger than `limit` bytes (read no further)."""
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if len(body) > limit:
-            return None
-        if not message.get("more_body", False):
-            return body
 
 
 def session_of(sessions: WebSessions, request: Request) -> tuple[str, str | None]:

@@ -1,4 +1,4 @@
-"""What the platform webhooks (LINE, Telegram) share at the HTTP edge."""
+"""What the channels' HTTP endpoints (LINE, Telegram, the web chat) share at the edge."""
 
 from __future__ import annotations
 
