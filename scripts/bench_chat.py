@@ -119,9 +119,20 @@ async def _paired(bases: dict[str, list[str]], text: str, messages: int) -> dict
     return timings
 
 
-async def _long_conversation(gateway_url: str, turns: int) -> list[float]:
-    async with _client() as client:
-        return [await _turn(client, [gateway_url], "gateway", CUSTOM_ACTION, None) for _ in range(turns)]
+async def _long_conversation(gateway_url: str, turns: int) -> dict[str, list[float]]:
+    """One conversation of `turns` custom-action turns through the gateway ("ms"), each followed
+    by a turn of a short conversation renewed every CONVERSATION_TURNS turns ("reference_ms"):
+    the machine's drift over the run cancels in their ratio."""
+    long: list[float] = []
+    reference: list[float] = []
+    async with _client() as client, _client() as short:
+        for turn in range(turns):
+            long.append(await _turn(client, [gateway_url], "gateway", CUSTOM_ACTION, None))
+            if turn % CONVERSATION_TURNS == 0:
+                short.cookie_jar.clear()
+                await _turn(short, [gateway_url], "gateway", "สวัสดีครับ", None)
+            reference.append(await _turn(short, [gateway_url], "gateway", CUSTOM_ACTION, None))
+    return {"ms": long, "reference_ms": reference}
 
 
 def reference_loop_ms() -> float:
@@ -164,8 +175,7 @@ async def _bench(settings, messages: int, long_turns: int) -> dict:
                 results["runs"].append(run)
                 print(f"  {kind:<13} {run['path']:<7} {clients:>2} clients: p50 {_quantile(run['ms'], 0.5):6.1f} ms, "
                       f"{len(run['ms']) / run['seconds']:6.1f} msg/s", flush=True)
-    timings = await _long_conversation(settings.gateway_url, long_turns)
-    results["long_conversation"] = {"ms": timings}
+    results["long_conversation"] = await _long_conversation(settings.gateway_url, long_turns)
     results["reference_loop_ms"].append(reference_loop_ms())
     return results
 
@@ -185,14 +195,17 @@ def _table(results: dict) -> str:
             f"| {run['kind']} | {run['path']} | {run['clients']} | {_quantile(ms, 0.5):.1f} | "
             f"{_quantile(ms, 0.95):.1f} | {_quantile(ms, 0.99):.1f} | {len(ms) / run['seconds']:.1f} |"
         )
-    long = results["long_conversation"]["ms"]
-    first, last = long[:WINDOW], long[-WINDOW:]
+    long, reference = results["long_conversation"]["ms"], results["long_conversation"]["reference_ms"]
+    first, last = statistics.median(long[:WINDOW]), statistics.median(long[-WINDOW:])
+    first_ref, last_ref = statistics.median(reference[:WINDOW]), statistics.median(reference[-WINDOW:])
     lines += [
         "",
         f"One conversation, {len(long)} custom-action turns through the gateway: turns 1–{WINDOW} "
-        f"median {statistics.median(first):.1f} ms, turns {len(long) - WINDOW + 1}–{len(long)} median "
-        f"{statistics.median(last):.1f} ms (ratio {statistics.median(last) / statistics.median(first):.2f}); "
-        f"turn 1 {long[0]:.1f} ms, turn {len(long)} {long[-1]:.1f} ms.",
+        f"median {first:.1f} ms, turns {len(long) - WINDOW + 1}–{len(long)} median {last:.1f} ms "
+        f"(ratio {last / first:.2f}); turn 1 {long[0]:.1f} ms, turn {len(long)} {long[-1]:.1f} ms. "
+        f"Short conversations' turns taken alongside: {first_ref:.1f} ms at the start, {last_ref:.1f} ms "
+        f"at the end; the long conversation's last turns relative to its first, with the machine's drift "
+        f"taken out: {(last / last_ref) / (first / first_ref):.2f}.",
     ]
     return "\n".join(lines) + "\n"
 
