@@ -19,6 +19,8 @@ Why a launcher rather than the `rasa` script:
   schema on every custom action, ~19 ms a turn), `sqlite_tracker_store` (pooled WAL
   connections for the embedded tracker store) and `kept_endpoint_sessions` (one kept-alive
   connection to the action server). The server logs "installed Rasa patches: ..." at start-up.
+- pythainlp's dictionary trie is built here, before the server listens, not by the first
+  citizen's message (about a second).
 
 Standard library only until Rasa itself is imported, so the argument handling is testable in
 the app environment.
@@ -61,7 +63,16 @@ def _rasa_cli() -> Callable[[], None]:
 
     installed = rasa_patches.install()
     print(f"installed Rasa patches: {', '.join(installed)}", flush=True)
+    warm_up_thai_dictionary()
     return main
+
+
+def warm_up_thai_dictionary() -> None:
+    """Build pythainlp's dictionary trie now: it is built on first use, which took the first
+    message after every start about a second (issue 7)."""
+    from pythainlp.tokenize import word_dict_trie
+
+    word_dict_trie()
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> None:

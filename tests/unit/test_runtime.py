@@ -7,6 +7,7 @@ served here), so they check restarts, backoff and stopping in seconds, without R
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import io
 import os
 import signal
@@ -348,3 +349,13 @@ def test_secrets_are_masked_in_the_children_output(tmp_path, health_url):
         _until(lambda: "[a      ]" in stack._output.getvalue())
     output = stack._output.getvalue()
     assert "[a      ] *** ***" in output and TOKEN not in output and SESSION_SECRET not in output
+
+
+def test_the_launcher_builds_the_thai_dictionary_before_rasa_serves():
+    """Built on first use, it took the first message after every start about a second."""
+    from pythainlp.tokenize import word_dict_trie
+
+    word_dict_trie.cache_clear()
+    rasa_server.warm_up_thai_dictionary()
+    assert word_dict_trie.cache_info().currsize == 1
+    assert "warm_up_thai_dictionary()" in inspect.getsource(rasa_server._rasa_cli)
