@@ -36,6 +36,20 @@ session of 100 events cost 7 ms, on every turn. The patch resolves through a dic
 from the same walk, in the same order (the first class with that `type_name` wins, as in
 Rasa), and walks again when a name is missing (a class defined later). Drop it when Rasa
 caches the lookup itself.
+
+`sequential_graph_runs` — Rasa runs its model graphs (the NLU pipeline for each message, the
+policies for each prediction: three runs on a custom-action turn) with dask's local scheduler,
+and recomputes the subgraph its targets need on every run. On graphs of a dozen nodes, in one
+thread, dask's bookkeeping (about 12% of a custom-action turn in the Rasa server's profile)
+cost more than most components. The patch keeps Rasa's `DaskGraphRunner.run` and its graphs
+(built by Rasa's own `_build_dask_graph`, once per set of targets) but evaluates them with
+`evaluate_graph`, which follows dask's rules for these graphs: a task is a tuple whose first
+item is callable, a dependency naming a graph key is replaced by that key's result (computed
+once), any other value passes as it is, exceptions propagate unchanged; only what the targets
+need is run (dask runs every node, but Rasa's graphs hold nothing else). It leaves out the
+debug line that formatted every run's inputs (the whole tracker) whether or not debug logging
+was on. Drop it when Rasa no longer runs graphs through dask, or the cost no longer shows in a
+profile.
 """
 
 from __future__ import annotations
@@ -194,10 +208,51 @@ def cached_event_types(original: Callable[..., Any]) -> Callable[..., Any]:
     return staticmethod(resolve_by_type)
 
 
+def evaluate_graph(graph: dict[str, Any], targets: list[str]) -> list[Any]:
+    """The results of `targets` in a dask graph, as `dask.get(graph, targets)` gives them, for
+    graphs whose tasks' arguments are graph keys or plain values (those Rasa builds)."""
+    results: dict[str, Any] = {}
+
+    def result(key: str) -> Any:
+        if key not in results:
+            task = graph[key]
+            if isinstance(task, tuple) and task and callable(task[0]):
+                func, *args = task
+                task = func(*(result(a) if isinstance(a, str) and a in graph else a for a in args))
+            results[key] = task
+        return results[key]
+
+    return [result(target) for target in targets]
+
+
+def sequential_graph_runs(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Rasa's `DaskGraphRunner.run`: the same graph and errors, evaluated without dask's scheduler."""
+    from rasa.engine.exceptions import GraphRunError
+
+    def run(self: Any, inputs: dict[str, Any] | None = None, targets: list[str] | None = None) -> dict[str, Any]:
+        run_targets = targets if targets else self._graph_schema.target_names
+        graphs = self.__dict__.setdefault("_sla_bot_graphs", {})
+        graph = graphs.get(tuple(run_targets))
+        if graph is None:
+            graph = self._build_dask_graph(self._graph_schema.minimal_graph_schema(run_targets))
+            graphs[tuple(run_targets)] = graph
+        graph = dict(graph)  # the inputs of this run go into a copy
+        if inputs:
+            self._add_inputs_to_graph(inputs, graph)
+        try:
+            return dict(evaluate_graph(graph, run_targets))
+        except RuntimeError as e:
+            raise GraphRunError("Error running runner.") from e
+
+    setattr(run, PATCHED_MARK, True)
+    return run
+
+
 def install() -> list[str]:
     """Install every patch (idempotent); the names of those installed, for the start-up log."""
     from rasa.core import tracker_store
     from rasa.core.actions.action import RemoteAction
+    from rasa.engine.runner.dask import DaskGraphRunner
     from rasa.shared.core.events import Event
     from rasa.utils.endpoints import EndpointConfig
     from sqlalchemy import event
@@ -213,4 +268,9 @@ def install() -> list[str]:
         EndpointConfig.session = kept_endpoint_sessions(EndpointConfig.session)  # type: ignore[method-assign]
     if not getattr(Event.resolve_by_type, PATCHED_MARK, False):
         Event.resolve_by_type = cached_event_types(Event.resolve_by_type)  # type: ignore[method-assign]
-    return ["compiled_action_validator", "sqlite_tracker_store", "kept_endpoint_sessions", "cached_event_types"]
+    if not getattr(DaskGraphRunner.run, PATCHED_MARK, False):
+        DaskGraphRunner.run = sequential_graph_runs(DaskGraphRunner.run)  # type: ignore[method-assign]
+    return [
+        "compiled_action_validator", "sqlite_tracker_store", "kept_endpoint_sessions", "cached_event_types",
+        "sequential_graph_runs",
+    ]

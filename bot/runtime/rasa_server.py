@@ -17,8 +17,9 @@ Why a launcher rather than the `rasa` script:
   Rasa's CLI starts; each is documented in `bot.runtime.rasa_patches` (what it changes, why,
   and how to drop it): `compiled_action_validator` (Rasa re-checked the action response
   schema on every custom action, ~19 ms a turn), `sqlite_tracker_store` (pooled WAL
-  connections for the embedded tracker store) and `kept_endpoint_sessions` (one kept-alive
-  connection to the action server). The server logs "installed Rasa patches: ..." at start-up.
+  connections for the embedded tracker store), `kept_endpoint_sessions` (one kept-alive
+  connection to the action server), `cached_event_types` and `sequential_graph_runs`. The
+  server logs "installed Rasa patches: ..." at start-up.
 - pythainlp's dictionary trie is built here, before the server listens, not by the first
   citizen's message (about a second).
 

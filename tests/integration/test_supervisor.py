@@ -16,7 +16,8 @@ from bot.runtime.stack import Stack
 RESTART_TIMEOUT_SECONDS = 60.0
 PATCHES_LINE = (
     "installed Rasa patches: "
-    "compiled_action_validator, sqlite_tracker_store, kept_endpoint_sessions, cached_event_types"
+    "compiled_action_validator, sqlite_tracker_store, kept_endpoint_sessions, cached_event_types, "
+    "sequential_graph_runs"
 )
 
 
