@@ -462,9 +462,12 @@ async def test_two_senders_racing_deliver_each_key_once(engine, database_url):  
     replicas = [delivery(engine, adapter), delivery(other_engine, adapter)]
     try:
         keys = [f"k{n}" for n in range(80)]
+        # Both started before anything is queued: on SQLite a starting gateway frees every lease
+        # (one process per SQLite file, so any lease is a crashed run's), which would free the
+        # other replica's. The race under test is the claiming.
+        await asyncio.gather(*(replica.start() for replica in replicas))
         for n, key in enumerate(keys):
             assert await replicas[n % 2].outbox.enqueue(f"line:U{n % 10}", [Reply(str(n))], key)
-        await asyncio.gather(*(replica.start() for replica in replicas))
         await until(lambda: len(adapter.delivered) >= 80, timeout=30)
         await asyncio.sleep(0.3)
         assert sorted(key for _, _, key in adapter.delivered) == sorted(keys)  # each once
