@@ -74,6 +74,15 @@ async def _turn(client: aiohttp.ClientSession, bases: list[str], path: str, text
     return elapsed
 
 
+async def _new_conversation(client: aiohttp.ClientSession, bases: list[str], path: str) -> str:
+    """Start a new citizen's conversation (a fresh web session or sender, an untimed greeting,
+    which also starts Rasa's session); the sender to go on with."""
+    client.cookie_jar.clear()
+    sender = uuid.uuid4().hex
+    await _turn(client, bases, path, "สวัสดีครับ", sender)
+    return sender
+
+
 async def _load(bases: list[str], path: str, text: str, clients: int, messages: int) -> tuple[list[float], float]:
     """`messages` timed turns spread over `clients` concurrent clients.
 
@@ -86,12 +95,10 @@ async def _load(bases: list[str], path: str, text: str, clients: int, messages: 
 
     async def client_loop() -> None:
         async with _client() as client:
-            sender = None
+            sender = ""
             for turn in range(per_client):
                 if turn % CONVERSATION_TURNS == 0:
-                    client.cookie_jar.clear()  # a fresh web-chat session: a new conversation
-                    sender = uuid.uuid4().hex
-                    await _turn(client, bases, path, "สวัสดีครับ", sender)
+                    sender = await _new_conversation(client, bases, path)
                 timings.append(await _turn(client, bases, path, text, sender))
 
     started = time.perf_counter()
@@ -112,9 +119,7 @@ async def _paired(bases: dict[str, list[str]], text: str, messages: int) -> dict
             order = ("gateway", "rasa") if turn % 2 == 0 else ("rasa", "gateway")
             for path in order:
                 if turn % CONVERSATION_TURNS == 0:
-                    clients[path].cookie_jar.clear()
-                    senders[path] = uuid.uuid4().hex
-                    await _turn(clients[path], bases[path], path, "สวัสดีครับ", senders[path])
+                    senders[path] = await _new_conversation(clients[path], bases[path], path)
                 timings[path].append(await _turn(clients[path], bases[path], path, text, senders[path]))
     return timings
 
@@ -129,8 +134,7 @@ async def _long_conversation(gateway_url: str, turns: int) -> dict[str, list[flo
         for turn in range(turns):
             long.append(await _turn(client, [gateway_url], "gateway", CUSTOM_ACTION, None))
             if turn % CONVERSATION_TURNS == 0:
-                short.cookie_jar.clear()
-                await _turn(short, [gateway_url], "gateway", "สวัสดีครับ", None)
+                await _new_conversation(short, [gateway_url], "gateway")
             reference.append(await _turn(short, [gateway_url], "gateway", CUSTOM_ACTION, None))
     return {"ms": long, "reference_ms": reference}
 
@@ -167,12 +171,13 @@ async def _bench(settings, messages: int, long_turns: int) -> dict:
             if clients == 1:  # one closed-loop client: its rate is 1 / its mean latency
                 for path, timings in (await _paired(bases, text, messages)).items():
                     runs[path]["ms"], runs[path]["seconds"] = timings, sum(timings) / 1000
-            per_round = max(messages // ROUNDS, clients * 2)
-            for round_ in range(ROUNDS if clients > 1 else 0):  # alternating, so both paths share the drift
-                for path in ("rasa", "gateway") if round_ % 2 == 0 else ("gateway", "rasa"):
-                    timings, seconds = await _load(bases[path], path, text, clients, per_round)
-                    runs[path]["ms"] += timings
-                    runs[path]["seconds"] += seconds
+            else:  # alternating rounds, so both paths share the machine's drift
+                per_round = max(messages // ROUNDS, clients * 2)
+                for round_ in range(ROUNDS):
+                    for path in ("rasa", "gateway") if round_ % 2 == 0 else ("gateway", "rasa"):
+                        timings, seconds = await _load(bases[path], path, text, clients, per_round)
+                        runs[path]["ms"] += timings
+                        runs[path]["seconds"] += seconds
             for run in runs.values():
                 results["runs"].append(run)
                 print(f"  {kind:<13} {run['path']:<7} {clients:>2} clients: p50 {_quantile(run['ms'], 0.5):6.1f} ms, "

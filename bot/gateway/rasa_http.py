@@ -25,7 +25,7 @@ MAX_IDLE_CONNECTIONS = 64
 
 
 class RasaHTTPError(Exception):
-    """The server answered with an error status, or broke the connection mid-answer."""
+    """The server answered with an error status, or with something that is not HTTP."""
 
 
 class _Connection(asyncio.Protocol):
@@ -80,8 +80,7 @@ class _Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.closed = True
-        if self.deadline is not None:
-            self.deadline.cancel()
+        self._stop_deadline()
         if self.transport is not None:
             self.transport.close()
 
@@ -89,10 +88,13 @@ class _Connection(asyncio.Protocol):
         self.close()
         self._settle(exc)
 
-    def _settle(self, outcome: tuple[int, bytes] | BaseException) -> None:
+    def _stop_deadline(self) -> None:
         if self.deadline is not None:
             self.deadline.cancel()
             self.deadline = None
+
+    def _settle(self, outcome: tuple[int, bytes] | BaseException) -> None:
+        self._stop_deadline()
         if self.answer is None or self.answer.done():
             return
         if isinstance(outcome, BaseException):
