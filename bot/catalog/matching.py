@@ -227,6 +227,13 @@ class ServiceMatcher:
             for service_id, t in terms.items()
             for alias in t.aliases
         ]
+        # q-gram lemma: a match within k edits shares >= len-1-2k of the alias's bigrams (counted
+        # with repeats), so an alias sharing fewer with the message is not searched for typos.
+        self._alias_grams = [
+            (service_id, alias, tuple(alias[i : i + 2] for i in range(len(alias) - 1)), k, len(alias) - 1 - 2 * k)
+            for service_id, alias in self._aliases
+            for k in (allowed_edits(len(alias)),)
+        ]
         self._keywords = [
             (service_id, normalize(word, drop_spaces=True).text)
             for service_id, t in terms.items()
@@ -285,7 +292,7 @@ class ServiceMatcher:
         pairs = _bigrams(hay)
         context = _Context(hay)
         found: list[tuple[int, int, int, str]] = []  # (start, end, edits, service) in `hay`
-        for service_id, alias in self._aliases:
+        for service_id, alias, alias_pairs, k, shared_needed in self._alias_grams:
             start = hay.find(alias)
             if start >= 0:
                 while start >= 0:
@@ -294,9 +301,7 @@ class ServiceMatcher:
                         found.append((start, end, 0, service_id))
                     start = hay.find(alias, start + 1)
                 continue
-            k = allowed_edits(len(alias))
-            # q-gram lemma: a match within k edits shares >= len-1-2k of the alias's bigrams.
-            if k and sum(alias[i : i + 2] in pairs for i in range(len(alias) - 1)) >= len(alias) - 1 - 2 * k:
+            if k and sum(map(pairs.__contains__, alias_pairs)) >= shared_needed:
                 found += [
                     (s, e, d, service_id)
                     for s, e, d in _approximate(alias, hay, k)
