@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -178,8 +179,19 @@ class LiveAssistant:
         self._assistant = Assistant.from_catalog(load_catalog(self._directory), clock)
 
     def _read_stamp(self) -> tuple:
-        files = sorted(self._directory.glob("*.yml")) + sorted(self._directory.glob("services/*.yml"))
-        return tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+        """(path, mtime, size) of every catalog file: one directory scan and one stat per file
+        (it runs on every custom action)."""
+        stamp = []
+        for directory in (self._directory, self._directory / "services"):
+            try:
+                with os.scandir(directory) as entries:
+                    for entry in entries:
+                        if entry.name.endswith(".yml") and entry.is_file():
+                            status = entry.stat()
+                            stamp.append((entry.path, status.st_mtime_ns, status.st_size))
+            except FileNotFoundError:  # no services/ yet: loading reports what is missing
+                continue
+        return tuple(sorted(stamp))
 
     def current(self) -> Assistant:
         stamp = self._read_stamp()
