@@ -17,7 +17,7 @@ RESTART_TIMEOUT_SECONDS = 60.0
 PATCHES_LINE = (
     "installed Rasa patches: "
     "compiled_action_validator, sqlite_tracker_store, kept_endpoint_sessions, cached_event_types, "
-    "sequential_graph_runs"
+    "sequential_graph_runs, reused_tracker_states"
 )
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 
 import pytest
 from jsonschema import ValidationError
 from rasa.core import tracker_store
 from rasa.core.actions.action import RemoteAction
+from rasa.core.featurizers.tracker_featurizers import TrackerFeaturizer
 from rasa.engine.exceptions import GraphRunError
 from rasa.engine.runner.dask import DaskGraphRunner
 from rasa.shared.core.events import Event
@@ -20,6 +22,7 @@ from bot.runtime import rasa_patches
 ORIGINAL = RemoteAction._validate_action_result
 ORIGINAL_RESOLVE = Event.resolve_by_type
 ORIGINAL_RUN = DaskGraphRunner.run
+ORIGINAL_CREATE_STATES = TrackerFeaturizer._create_states
 ACTION = RemoteAction("action_answer_service", EndpointConfig("http://127.0.0.1:1/webhook"))
 
 VALID = [
@@ -110,16 +113,17 @@ def test_install_replaces_each_patched_function_once(monkeypatch):
     monkeypatch.setattr(EndpointConfig, "session", EndpointConfig.session)
     monkeypatch.setattr(Event, "resolve_by_type", staticmethod(ORIGINAL_RESOLVE))
     monkeypatch.setattr(DaskGraphRunner, "run", ORIGINAL_RUN)
+    monkeypatch.setattr(TrackerFeaturizer, "_create_states", staticmethod(ORIGINAL_CREATE_STATES))
     installed = rasa_patches.install()
     assert installed == [
         "compiled_action_validator", "sqlite_tracker_store", "kept_endpoint_sessions", "cached_event_types",
-        "sequential_graph_runs",
+        "sequential_graph_runs", "reused_tracker_states",
     ]
 
     def current() -> tuple:
         return (
             RemoteAction._validate_action_result, tracker_store.create_engine_kwargs, EndpointConfig.session,
-            Event.resolve_by_type, DaskGraphRunner.run,
+            Event.resolve_by_type, DaskGraphRunner.run, TrackerFeaturizer._create_states,
         )
 
     patched = current()
@@ -251,3 +255,58 @@ def test_rasa_still_runs_graphs_the_way_the_patch_copies():
                  "self._add_inputs_to_graph(inputs, run_graph)", "dask.get(run_graph, run_targets)",
                  "dict(dask_result)", 'raise GraphRunError("Error running runner.") from e'):
         assert step in source, step
+
+
+def _session_tracker():
+    """A real session (a fixture captured from the Rasa server) and the project's domain."""
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from bot.settings import PROJECT_ROOT
+
+    domain = Domain.load(PROJECT_ROOT / "nlu_data" / "domain.yml")
+    captured = json.loads((PROJECT_ROOT / "tests/data/trackers/fee_follow_up.json").read_text(encoding="utf-8"))
+    events = captured["tracker"]["events"]
+    return DialogueStateTracker.from_dict("citizen", events, domain.slots), events, domain
+
+
+def test_rasa_still_computes_states_from_the_tracker_alone():
+    # The patch reuses states while the tracker's events are the same: Rasa must still derive
+    # them from the tracker's events and these arguments only.
+    assert "tracker.past_states(" in inspect.getsource(ORIGINAL_CREATE_STATES)
+
+
+def test_tracker_states_are_reused_for_the_same_tracker_and_events_only():
+    from rasa.shared.core.events import ActionExecuted
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    tracker, events, domain = _session_tracker()
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return ORIGINAL_CREATE_STATES(*args, **kwargs)
+
+    create_states = rasa_patches.reused_tracker_states(counted).__func__
+    rule_only = {"slots": [], "loops": []}
+    expected = ORIGINAL_CREATE_STATES(tracker, domain, rule_only_data=rule_only)
+    first = create_states(tracker, domain, rule_only_data=rule_only)
+    assert first == expected and len(calls) == 1
+    # What Rasa edits in one result (`_choose_last_user_input`) is not in the next.
+    for state in first:
+        state.get("user", {}).pop("intent", None)
+        state.clear()
+    first.append({})
+    assert create_states(tracker, domain, rule_only_data=rule_only) == expected and len(calls) == 1
+
+    tracker.update(ActionExecuted("action_listen"))  # a new event: computed again
+    assert create_states(tracker, domain, rule_only_data=rule_only) == ORIGINAL_CREATE_STATES(
+        tracker, domain, rule_only_data=rule_only
+    )
+    assert len(calls) == 2
+    other = DialogueStateTracker.from_dict("citizen", events, domain.slots)  # another tracker
+    assert create_states(other, domain, rule_only_data=rule_only) == expected and len(calls) == 3
+    assert create_states(other, domain, ignore_rule_only_turns=True, rule_only_data=rule_only) == (
+        ORIGINAL_CREATE_STATES(other, domain, ignore_rule_only_turns=True, rule_only_data=rule_only)
+    )
+    assert len(calls) == 4
