@@ -48,6 +48,9 @@ if TYPE_CHECKING:
     from bot.casework.registry import Registry
     from bot.catalog import Catalog
 
+# How long the action server keeps an idle connection: longer than Rasa's client (aiohttp,
+# 15 s) reuses one, so the client always closes it first (see `_actions`).
+ACTIONS_KEEP_ALIVE_SECONDS = 75
 
 
 def open_catalog_and_database(settings: Settings) -> "tuple[Catalog, Engine] | None":
@@ -125,6 +128,11 @@ def _actions(settings: Settings) -> int:
     actions.complaints.configure(chat)
     actions.status.configure_complaints(chat)
     app = create_app("actions")
+    # Rasa's client (aiohttp) reuses an idle connection for up to 15 s; Sanic closed idle ones
+    # after 5 s, so a call at the wrong moment went out on a connection the server was closing
+    # and the action failed ("Cannot write to closing transport"). The side that reuses must
+    # give up first: the server keeps idle connections longer than any client here keeps them.
+    app.config.KEEP_ALIVE_TIMEOUT = ACTIONS_KEEP_ALIVE_SECONDS
     # Internal: only Rasa calls the action server, so it binds the internal host.
     app.run(settings.internal_host, settings.actions_port, workers=1, access_log=False, motd=False)
     return 0

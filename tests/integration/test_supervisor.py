@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -103,3 +105,16 @@ def test_conversations_survive_a_rasa_restart_and_the_validator_patch_is_active(
         assert reply.json()["messages"][0]["text"].startswith("💰 ค่าธรรมเนียม: การขอหนังสือเดินทาง")
     patched_now = stack_log.read_text(encoding="utf-8").count(PATCHES_LINE)
     assert patched_now == patched_starts + 1, "the restarted Rasa is patched too"
+
+
+def test_the_action_server_keeps_an_idle_connection_longer_than_rasa_reuses_one(stack):
+    """Rasa's client reuses an idle connection for up to 15 s; Sanic used to close it after 5 s,
+    and an action that went out on it as it closed failed. After 6 s idle the connection still
+    answers."""
+    actions = urlsplit(stack.settings.actions_url)
+    request = f"GET /health HTTP/1.1\r\nHost: {actions.netloc}\r\n\r\n".encode()
+    with socket.create_connection((actions.hostname, actions.port), timeout=10) as connection:
+        for pause in (0, 6):
+            time.sleep(pause)
+            connection.sendall(request)
+            assert connection.recv(65536).startswith(b"HTTP/1.1 200"), f"no answer after {pause} s idle"
