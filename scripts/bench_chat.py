@@ -10,7 +10,9 @@ run and on the same processes:
   client, in alternating rounds under load. Each simulated citizen opens a conversation
   (untimed) and then sends ten timed turns;
 - one conversation of 500 custom-action turns through the gateway: its first turns against
-  its last.
+  its last;
+- the CPU time each process spends per message, from one client on each path in turn (CPU
+  time drifts with the machine too, but less than latency: it leaves out waiting for a core).
 
 Messages per second count timed turns only (over a time that includes the untimed greetings,
 one message in eleven). The simulated citizens use aiohttp, the lightest
@@ -25,6 +27,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -45,6 +48,7 @@ LONG_CONVERSATION_TURNS = 500
 WINDOW = 20  # turns averaged at each end of the long conversation
 CONVERSATION_TURNS = 10  # timed turns per simulated citizen in the load runs
 ROUNDS = 4  # each (kind, clients) measurement alternates the two paths over this many rounds
+CPU_MESSAGES = 300  # timed turns per (kind, path) for the CPU accounting
 
 
 def _client() -> aiohttp.ClientSession:
@@ -152,12 +156,33 @@ def reference_loop_ms() -> float:
     return (time.perf_counter() - started) * 1000
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _cpu_per_message(bases: dict[str, list[str]], pids: dict[str, int]) -> list[dict]:
+    """CPU ms per message of each process, for each kind of turn and path: CPU_MESSAGES turns
+    from one client (the untimed greetings, one message in eleven, are counted as messages)."""
+    rows = []
+    for kind, text in (("small talk", SMALL_TALK), ("custom action", CUSTOM_ACTION)):
+        for path in ("rasa", "gateway"):
+            before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+            timings, _ = await _load(bases[path], path, text, 1, CPU_MESSAGES)
+            sent = len(timings) + -(-len(timings) // CONVERSATION_TURNS)
+            rows.append({"kind": kind, "path": path, **{
+                name: (_cpu_seconds(pid) - before[name]) * 1000 / sent for name, pid in pids.items()
+            }})
+    return rows
+
+
 def _quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
-async def _bench(settings, messages: int, long_turns: int) -> dict:
+async def _bench(settings, pids: dict[str, int], messages: int, long_turns: int) -> dict:
     results: dict = {"rasa_workers": settings.rasa_workers, "runs": [], "long_conversation": None,
                      "reference_loop_ms": [reference_loop_ms()]}
     bases = {"gateway": [settings.gateway_url], "rasa": settings.rasa_urls}
@@ -185,6 +210,7 @@ async def _bench(settings, messages: int, long_turns: int) -> dict:
                 results["runs"].append(run)
                 print(f"  {kind:<13} {run['path']:<7} {clients:>2} clients: p50 {_quantile(run['ms'], 0.5):6.1f} ms, "
                       f"{len(run['ms']) / run['seconds']:6.1f} msg/s", flush=True)
+    results["cpu_ms_per_message"] = await _cpu_per_message(bases, pids)
     results["long_conversation"] = await _long_conversation(settings.gateway_url, long_turns)
     results["reference_loop_ms"].append(reference_loop_ms())
     return results
@@ -217,6 +243,17 @@ def _table(results: dict) -> str:
         f"at the end; the long conversation's last turns relative to its first, with the machine's drift "
         f"taken out: {(last / last_ref) / (first / first_ref):.2f}.",
     ]
+    names = list(results["cpu_ms_per_message"][0])[2:]
+    lines += [
+        "",
+        "CPU ms per message (one client; greetings counted as messages):",
+        "",
+        "| turn | path | " + " | ".join(names) + " | all |",
+        "|---|---|" + "---:|" * (len(names) + 1),
+    ]
+    for row in results["cpu_ms_per_message"]:
+        cells = [f"{row[name]:.2f}" for name in names] + [f"{sum(row[name] for name in names):.2f}"]
+        lines.append(f"| {row['kind']} | {row['path']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -230,8 +267,9 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         settings = dataclasses.replace(private_settings(Path(tmp), args.rasa_workers), rate_limit_identity=1_000_000)
-        with (args.out / "stack.log").open("w") as log, Stack(settings, output=log):
-            results = asyncio.run(_bench(settings, args.messages, args.long_turns))
+        with (args.out / "stack.log").open("w") as log, Stack(settings, output=log) as stack:
+            pids = {name: pid for name, pid in stack.pids().items() if pid is not None}
+            results = asyncio.run(_bench(settings, pids, args.messages, args.long_turns))
     (args.out / "bench.json").write_text(json.dumps(results), encoding="utf-8")
     table = _table(results)
     (args.out / "bench.md").write_text(table, encoding="utf-8")
