@@ -49,7 +49,8 @@ if TYPE_CHECKING:
     from bot.catalog import Catalog
 
 # How long the action server keeps an idle connection: longer than Rasa's client (aiohttp,
-# 15 s) reuses one, so the client always closes it first (see `_actions`).
+# 15 s) and the gateway's pool (30 s) reuse one, so the client always closes it first (see
+# `_actions`). Rasa's own server keeps them 120 s (Rasa sets that itself).
 ACTIONS_KEEP_ALIVE_SECONDS = 75
 
 

@@ -6,10 +6,11 @@ tracing, URL and header handling): aiohttp took about 0.2 ms of CPU for it, whic
 writes one prepared HTTP/1.1 request and parses the answer with httptools (the parser
 uvicorn uses), reusing idle connections.
 
-Connections idle longer than `idle_seconds` are closed rather than reused: Rasa's server
-closes them after 5 s (Sanic's keep-alive timeout), and a request written into a connection
-the server is closing is lost. Should that still happen, a request on a reused connection that
-got no byte of answer is sent once more on a new connection: the server did not read it.
+Connections idle longer than `idle_seconds` are closed rather than reused: a server closes
+idle connections after its keep-alive timeout (Rasa's: 120 s; Sanic's default: 5 s), and a
+request written into a connection the server is closing is lost. Should that still happen, a
+request on a reused connection that got no byte of answer is sent once more on a new
+connection: the server did not read it.
 """
 
 from __future__ import annotations

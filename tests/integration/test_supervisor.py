@@ -107,14 +107,17 @@ def test_conversations_survive_a_rasa_restart_and_the_validator_patch_is_active(
     assert patched_now == patched_starts + 1, "the restarted Rasa is patched too"
 
 
-def test_the_action_server_keeps_an_idle_connection_longer_than_rasa_reuses_one(stack):
-    """Rasa's client reuses an idle connection for up to 15 s; Sanic used to close it after 5 s,
-    and an action that went out on it as it closed failed. After 6 s idle the connection still
-    answers."""
-    actions = urlsplit(stack.settings.actions_url)
-    request = f"GET /health HTTP/1.1\r\nHost: {actions.netloc}\r\n\r\n".encode()
-    with socket.create_connection((actions.hostname, actions.port), timeout=10) as connection:
-        for pause in (0, 6):
-            time.sleep(pause)
-            connection.sendall(request)
-            assert connection.recv(65536).startswith(b"HTTP/1.1 200"), f"no answer after {pause} s idle"
+def test_rasa_and_the_action_server_keep_an_idle_connection_longer_than_clients_reuse_one(stack):
+    """Rasa's client reuses an idle connection to the action server for up to 15 s, the gateway's
+    pool for 30 s; the action server's Sanic closed them after 5 s, and a custom action that went
+    out on a connection as it closed failed. After 6 s idle a connection still answers (Rasa sets
+    120 s itself)."""
+    settings = stack.settings
+    for url, path in ((settings.actions_url, "/health"), (settings.rasa_url, "/")):
+        server = urlsplit(url)
+        request = f"GET {path} HTTP/1.1\r\nHost: {server.netloc}\r\n\r\n".encode()
+        with socket.create_connection((server.hostname, server.port), timeout=10) as connection:
+            for pause in (0, 6):
+                time.sleep(pause)
+                connection.sendall(request)
+                assert connection.recv(65536).startswith(b"HTTP/1.1 200"), f"{url}: no answer after {pause} s idle"

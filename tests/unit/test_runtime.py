@@ -15,6 +15,7 @@ import stat
 import sys
 import threading
 import time
+import types
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
@@ -143,6 +144,8 @@ def _bound_host(monkeypatch: pytest.MonkeyPatch, command, settings: Settings) ->
     bound: list[str] = []
 
     class App:
+        config = types.SimpleNamespace()
+
         def run(self, host: str, port: int, **options: object) -> None:
             bound.append(host)
 
