@@ -42,12 +42,13 @@ KEPT_CONVERSATIONS = 5000
 # the ORM session each cost five times as much, and they run on every turn.
 LAST_ROW_ID = sa.text("SELECT max(id) FROM events WHERE sender_id = :sender_id")
 ALL_SESSIONS = sa.text("SELECT data FROM events WHERE sender_id = :sender_id ORDER BY id")
-CURRENT_SESSION = sa.text(
-    "SELECT data FROM events WHERE sender_id = :sender_id AND ("
+_IN_CURRENT_SESSION = (
+    "sender_id = :sender_id AND ("
     " timestamp >= (SELECT max(timestamp) FROM events WHERE sender_id = :sender_id AND type_name = :start)"
-    " OR (SELECT max(timestamp) FROM events WHERE sender_id = :sender_id AND type_name = :start) IS NULL"
-    ") ORDER BY id"
+    " OR (SELECT max(timestamp) FROM events WHERE sender_id = :sender_id AND type_name = :start) IS NULL)"
 )
+CURRENT_SESSION = sa.text(f"SELECT data FROM events WHERE {_IN_CURRENT_SESSION} ORDER BY id")
+CURRENT_SESSION_COUNT = sa.text(f"SELECT count(*) FROM events WHERE {_IN_CURRENT_SESSION}")
 
 
 @dataclass
@@ -122,7 +123,11 @@ class SessionTrackerStore(SQLTrackerStore):
     def _additional_events(self, session: Any, tracker: DialogueStateTracker) -> Iterator:
         stored = getattr(tracker, STORED, None)
         if stored is None or stored > len(tracker.events):
-            return super()._additional_events(session, tracker)
+            # A tracker this store did not load or create (Rasa's fail-safe wrapper creates each
+            # new conversation's): Rasa's count of the stored events of the current session.
+            stored = session.connection().execute(
+                CURRENT_SESSION_COUNT, {"sender_id": tracker.sender_id, "start": SessionStarted.type_name}
+            ).scalar()
         setattr(tracker, STORED, len(tracker.events))
         return itertools.islice(tracker.events, stored, None)
 

@@ -9,9 +9,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from rasa.core.tracker_store import SQLTrackerStore
+from rasa.core.tracker_store import FailSafeTrackerStore, SQLTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, SessionStarted, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
 
 from bot.runtime import rasa_patches
 from bot.runtime.tracker_store import SessionTrackerStore
@@ -111,5 +112,35 @@ def test_a_kept_tracker_is_used_only_while_it_is_what_the_database_holds(databas
         current = await store.retrieve(u1)
         assert current is not fresh
         assert [e.type_name for e in current.events] == ["session_started", "user"]
+
+    asyncio.run(scenario())
+
+
+def test_trackers_made_outside_the_store_are_counted_as_rasa_counts(database: dict):
+    """Rasa wraps the store (FailSafeTrackerStore), and the wrapper creates new conversations'
+    trackers itself; the store then counts what the current session holds, as Rasa does."""
+    rasa_patches.install()
+    store = SessionTrackerStore(DOMAIN, **database)
+    wrapped = FailSafeTrackerStore(store)
+    a = _sender("line")
+
+    async def scenario() -> None:
+        tracker = await wrapped.get_or_create_tracker(a)
+        assert _stored(store, a) == ["action"]
+        tracker.update(UserUttered("สวัสดี", {"name": "greet"}))
+        await wrapped.save(tracker)
+        assert _stored(store, a) == ["action", "user"]
+        # A tracker rebuilt from the same events (not loaded by the store): nothing stored twice.
+        rebuilt = DialogueStateTracker.from_dict(a, [e.as_dict() for e in tracker.events], DOMAIN.slots)
+        rebuilt.update(SessionStarted())
+        rebuilt.update(ActionExecuted("action_listen"))
+        await wrapped.save(rebuilt)
+        assert _stored(store, a) == ["action", "user", "session_started", "action"]
+        # In the new session only its own events count: one more is added, once.
+        again = DialogueStateTracker.from_dict(a, [e.as_dict() for e in list(rebuilt.events)[2:]], DOMAIN.slots)
+        again.update(UserUttered("อีกครั้ง", {"name": "greet"}))
+        await wrapped.save(again)
+        await wrapped.save(again)
+        assert _stored(store, a) == ["action", "user", "session_started", "action", "user"]
 
     asyncio.run(scenario())
