@@ -49,8 +49,9 @@ if TYPE_CHECKING:
     from bot.catalog import Catalog
 
 # How long the action server keeps an idle connection: longer than Rasa's client (aiohttp,
-# 15 s) and the gateway's pool (30 s) reuse one, so the client always closes it first (see
-# `_actions`). Rasa's own server keeps them 120 s (Rasa sets that itself).
+# 15 s) and the gateway's pool (30 s) reuse one, so the client always closes it first. With
+# Sanic's 5 s a call could go out on a connection the server was closing, and the custom action
+# failed ("Cannot write to closing transport"). Rasa's own server keeps them 120 s (Rasa's setting).
 ACTIONS_KEEP_ALIVE_SECONDS = 75
 
 
@@ -129,10 +130,6 @@ def _actions(settings: Settings) -> int:
     actions.complaints.configure(chat)
     actions.status.configure_complaints(chat)
     app = create_app("actions")
-    # Rasa's client (aiohttp) reuses an idle connection for up to 15 s; Sanic closed idle ones
-    # after 5 s, so a call at the wrong moment went out on a connection the server was closing
-    # and the action failed ("Cannot write to closing transport"). The side that reuses must
-    # give up first: the server keeps idle connections longer than any client here keeps them.
     app.config.KEEP_ALIVE_TIMEOUT = ACTIONS_KEEP_ALIVE_SECONDS
     # Internal: only Rasa calls the action server, so it binds the internal host.
     app.run(settings.internal_host, settings.actions_port, workers=1, access_log=False, motd=False)

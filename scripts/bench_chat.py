@@ -15,10 +15,10 @@ run and on the same processes:
   time drifts with the machine too, but less than latency: it leaves out waiting for a core).
 
 Messages per second count timed turns only (over a time that includes the untimed greetings,
-one message in eleven). The simulated citizens use aiohttp, the lightest
-client here, because they share the two cores with the stack they measure. Prints a table of
-p50/p95/p99 latency and messages per second, writes it to reports/chat/bench.md, and keeps
-every raw timing in reports/chat/bench.json.
+one message in eleven). The simulated citizens use aiohttp, the lightest client here, because
+they share the two cores with the stack they measure. Prints a table of p50/p95/p99 latency and
+messages per second, writes it to reports/chat/bench.md, and keeps every raw timing in
+reports/chat/bench.json.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import math
 import os
 import statistics
 import sys
@@ -170,7 +171,7 @@ async def _cpu_per_message(bases: dict[str, list[str]], pids: dict[str, int]) ->
         for path in ("rasa", "gateway"):
             before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
             timings, _ = await _load(bases[path], path, text, 1, CPU_MESSAGES)
-            sent = len(timings) + -(-len(timings) // CONVERSATION_TURNS)
+            sent = len(timings) + math.ceil(len(timings) / CONVERSATION_TURNS)  # and a greeting each
             rows.append({"kind": kind, "path": path, **{
                 name: (_cpu_seconds(pid) - before[name]) * 1000 / sent for name, pid in pids.items()
             }})

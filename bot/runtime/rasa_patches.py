@@ -260,28 +260,24 @@ def sequential_graph_runs(original: Callable[..., Any]) -> Callable[..., Any]:
 
 def reused_tracker_states(original: Callable[..., Any]) -> Any:
     """Rasa's `TrackerFeaturizer._create_states`, reusing its last result for an unchanged tracker."""
-    last: dict[str, Any] = {}
+    last: list[tuple] = []  # (tracker, domain, last event, other arguments, states)
 
     def create_states(
         tracker: Any, domain: Any, omit_unset_slots: bool = False, ignore_rule_only_turns: bool = False,
         rule_only_data: dict[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         events = tracker.events
-        key = (len(events), omit_unset_slots, ignore_rule_only_turns, rule_only_data)
-        if not (
-            last.get("tracker") is tracker and last.get("domain") is domain and last.get("key") == key
-            and last.get("last_event") is (events[-1] if events else None)
-        ):
+        last_event = events[-1] if events else None
+        arguments = (len(events), omit_unset_slots, ignore_rule_only_turns, rule_only_data)
+        if not (last and last[0][0] is tracker and last[0][1] is domain and last[0][2] is last_event
+                and last[0][3] == arguments):
             states = original(
                 tracker, domain, omit_unset_slots=omit_unset_slots,
                 ignore_rule_only_turns=ignore_rule_only_turns, rule_only_data=rule_only_data,
             )
-            last.update(
-                tracker=tracker, domain=domain, key=key, last_event=events[-1] if events else None,
-                states=states,
-            )
+            last[:] = [(tracker, domain, last_event, arguments, states)]
         # A state maps sub-state names to dicts of strings and tuples: two levels of copies.
-        return [{name: dict(sub_state) for name, sub_state in state.items()} for state in last["states"]]
+        return [{name: dict(sub_state) for name, sub_state in state.items()} for state in last[0][4]]
 
     setattr(create_states, PATCHED_MARK, True)
     return staticmethod(create_states)

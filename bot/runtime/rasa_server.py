@@ -18,8 +18,8 @@ Why a launcher rather than the `rasa` script:
   and how to drop it): `compiled_action_validator` (Rasa re-checked the action response
   schema on every custom action, ~19 ms a turn), `sqlite_tracker_store` (pooled WAL
   connections for the embedded tracker store), `kept_endpoint_sessions` (one kept-alive
-  connection to the action server), `cached_event_types`, `sequential_graph_runs` and `reused_tracker_states`. The
-  server logs "installed Rasa patches: ..." at start-up.
+  connection to the action server), `cached_event_types`, `sequential_graph_runs` and
+  `reused_tracker_states`. The server logs "installed Rasa patches: ..." at start-up.
 - pythainlp's dictionary trie is built here, before the server listens, not by the first
   citizen's message (about a second).
 
