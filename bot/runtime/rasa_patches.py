@@ -60,6 +60,20 @@ has the same events) and hands out copies down to the states' values, so what Ra
 from one copy is still in the next. That is one replay of three on a custom-action turn (0.3 ms
 at a session's tenth turn, more later in it). Drop it when Rasa computes the states once per
 prediction.
+
+`past_messages_withheld` — with every custom action Rasa sends the action server the whole
+session: at a conversation's thirteenth turn 119 KB of events, 71% of them the bot's past
+answers and most of the rest the NLU details of the citizen's past messages, which Rasa encodes
+and the action server decodes on every call (0.8 ms of CPU between the two, hot). Events before the citizen's latest
+message now go without their words: a past answer keeps its type, time and metadata but not
+its text and data; a past message keeps its type, time, channel and intent but not its text,
+entities or the rest of its NLU output. The order and number of events, every slot event, the
+current turn's events and `latest_message` are as Rasa sends them: the SDK's tracker methods
+(`slots_to_validate`, `active_loop`, `get_latest_input_channel`...) and our actions (which read
+slots, the latest message and the order of slot and message events) answer the same. The same
+events are 28 KB (encoding and decoding them takes 0.45 ms less), and citizens' past words no longer
+leave the Rasa server with every call (PDPA: data minimisation). Drop it when an action needs
+the words of past turns, or Rasa sends a lighter tracker itself.
 """
 
 from __future__ import annotations
@@ -283,6 +297,31 @@ def reused_tracker_states(original: Callable[..., Any]) -> Any:
     return staticmethod(create_states)
 
 
+def _without_words(event: dict[str, Any]) -> dict[str, Any]:
+    """A past event as the action server gets it: a message's words and NLU details left out."""
+    kind = event.get("event")
+    if kind == "bot":
+        return {**event, "text": None, "data": {}}
+    if kind == "user":
+        intent = (event.get("parse_data") or {}).get("intent")
+        return {**event, "text": None, "parse_data": {"intent": intent, "entities": []}}
+    return event
+
+
+def past_messages_withheld(original: Callable[..., dict]) -> Callable[..., dict]:
+    """Rasa's `RemoteAction._action_call_format`, with the words of past turns left out."""
+
+    def action_call_format(self: Any, tracker: Any, domain: Any) -> dict:
+        body = original(self, tracker, domain)
+        events = body["tracker"]["events"]
+        latest = max((i for i, event in enumerate(events) if event.get("event") == "user"), default=0)
+        body["tracker"]["events"] = [_without_words(event) for event in events[:latest]] + events[latest:]
+        return body
+
+    setattr(action_call_format, PATCHED_MARK, True)
+    return action_call_format
+
+
 def install() -> list[str]:
     """Install every patch (idempotent); the names of those installed, for the start-up log."""
     from rasa.core import tracker_store
@@ -308,7 +347,11 @@ def install() -> list[str]:
         DaskGraphRunner.run = sequential_graph_runs(DaskGraphRunner.run)  # type: ignore[method-assign]
     if not getattr(TrackerFeaturizer._create_states, PATCHED_MARK, False):
         TrackerFeaturizer._create_states = reused_tracker_states(TrackerFeaturizer._create_states)
+    if not getattr(RemoteAction._action_call_format, PATCHED_MARK, False):
+        RemoteAction._action_call_format = past_messages_withheld(  # type: ignore[method-assign]
+            RemoteAction._action_call_format
+        )
     return [
         "compiled_action_validator", "sqlite_tracker_store", "kept_endpoint_sessions", "cached_event_types",
-        "sequential_graph_runs", "reused_tracker_states",
+        "sequential_graph_runs", "reused_tracker_states", "past_messages_withheld",
     ]

@@ -23,6 +23,7 @@ ORIGINAL = RemoteAction._validate_action_result
 ORIGINAL_RESOLVE = Event.resolve_by_type
 ORIGINAL_RUN = DaskGraphRunner.run
 ORIGINAL_CREATE_STATES = TrackerFeaturizer._create_states
+ORIGINAL_CALL_FORMAT = RemoteAction._action_call_format
 ACTION = RemoteAction("action_answer_service", EndpointConfig("http://127.0.0.1:1/webhook"))
 
 VALID = [
@@ -114,16 +115,18 @@ def test_install_replaces_each_patched_function_once(monkeypatch):
     monkeypatch.setattr(Event, "resolve_by_type", staticmethod(ORIGINAL_RESOLVE))
     monkeypatch.setattr(DaskGraphRunner, "run", ORIGINAL_RUN)
     monkeypatch.setattr(TrackerFeaturizer, "_create_states", staticmethod(ORIGINAL_CREATE_STATES))
+    monkeypatch.setattr(RemoteAction, "_action_call_format", ORIGINAL_CALL_FORMAT)
     installed = rasa_patches.install()
     assert installed == [
         "compiled_action_validator", "sqlite_tracker_store", "kept_endpoint_sessions", "cached_event_types",
-        "sequential_graph_runs", "reused_tracker_states",
+        "sequential_graph_runs", "reused_tracker_states", "past_messages_withheld",
     ]
 
     def current() -> tuple:
         return (
             RemoteAction._validate_action_result, tracker_store.create_engine_kwargs, EndpointConfig.session,
             Event.resolve_by_type, DaskGraphRunner.run, TrackerFeaturizer._create_states,
+            RemoteAction._action_call_format,
         )
 
     patched = current()
@@ -310,3 +313,49 @@ def test_tracker_states_are_reused_for_the_same_tracker_and_events_only():
         ORIGINAL_CREATE_STATES(other, domain, ignore_rule_only_turns=True, rule_only_data=rule_only)
     )
     assert len(calls) == 4
+
+
+def test_the_action_server_gets_past_turns_without_their_words():
+    from rasa.shared.core.events import BotUttered, SlotSet
+    from rasa_sdk import Tracker
+
+    tracker, _, domain = _session_tracker()
+    # this turn's answer so far, after the citizen's latest message: sent as it is
+    tracker.update(BotUttered("ค่าธรรมเนียม 1,000 บาท", {"buttons": [{"title": "ขั้นตอน", "payload": "/ask_steps"}]}))
+    tracker.update(SlotSet("service", "passport"))
+    original = ORIGINAL_CALL_FORMAT(ACTION, tracker, domain)
+    withheld = rasa_patches.past_messages_withheld(ORIGINAL_CALL_FORMAT)(ACTION, tracker, domain)
+
+    events, sent = original["tracker"].pop("events"), withheld["tracker"].pop("events")
+    assert withheld == original  # slots, latest_message, active loop, domain...: as Rasa sends them
+    latest = max(i for i, event in enumerate(events) if event["event"] == "user")
+    assert sent[latest:] == events[latest:] and len(sent) == len(events)
+    past_bot = [(e, s) for e, s in zip(events[:latest], sent[:latest], strict=True) if e["event"] == "bot"]
+    past_user = [(e, s) for e, s in zip(events[:latest], sent[:latest], strict=True) if e["event"] == "user"]
+    assert past_bot and past_user
+    for event, withheld_event in past_bot:
+        assert event["text"] and withheld_event == {**event, "text": None, "data": {}}
+    for event, withheld_event in past_user:
+        assert event["text"] and withheld_event["text"] is None
+        assert withheld_event["parse_data"] == {"intent": event["parse_data"]["intent"], "entities": []}
+        assert withheld_event["input_channel"] == event["input_channel"]
+    for event, withheld_event in zip(events, sent, strict=True):
+        if event["event"] not in ("bot", "user"):
+            assert withheld_event == event
+    assert len(json.dumps(sent)) < len(json.dumps(events)) / 2
+
+    # What the SDK's tracker tells an action is the same.
+    def sdk_view(body: dict) -> tuple:
+        sdk = Tracker.from_dict({**body["tracker"], "events": body["events"]})
+        return (
+            sdk.slots, sdk.latest_message, sdk.active_loop, sdk.latest_action_name, sdk.slots_to_validate(),
+            sdk.get_latest_input_channel(), [e["event"] for e in sdk.applied_events()],
+            [(e.get("name"), e.get("value")) for e in sdk.events if e["event"] == "slot"],
+        )
+
+    assert sdk_view({**withheld, "events": sent}) == sdk_view({**original, "events": events})
+
+
+def test_rasa_still_sends_the_tracker_the_way_the_patch_expects():
+    source = inspect.getsource(ORIGINAL_CALL_FORMAT)
+    assert "tracker.current_state(EventVerbosity.ALL)" in source and '"tracker": tracker_state' in source
