@@ -208,6 +208,10 @@ class ThaiWordFeaturizer(SparseFeaturizer, GraphComponent):
             "norm": "l2",  # or null
             "numbers_as_one_token": True,
             "min_df": 1,
+            # Per-token (sequence) features, as Rasa's featurizers add them. Only components that
+            # read tokens' features (DIET, CRFEntityExtractor) need them; computing them took more
+            # than half of this featurizer's time on every message.
+            "sequence_features": True,
         }
 
     def __init__(
@@ -281,7 +285,6 @@ class ThaiWordFeaturizer(SparseFeaturizer, GraphComponent):
             tokens = self._tokens(message)
             if not tokens:
                 continue
-            self.add_features_to_message(
-                self.vectorizer.sequence(tokens), self.vectorizer.sentence(tokens), TEXT, message
-            )
+            sequence = self.vectorizer.sequence(tokens) if self._config["sequence_features"] else None
+            self.add_features_to_message(sequence, self.vectorizer.sentence(tokens), TEXT, message)
         return messages

@@ -76,6 +76,22 @@ def test_sentence_and_sequence_features(model_storage, execution_context):
     assert np.isclose(np.linalg.norm(sentence.features.toarray()), 1.0)  # sublinear TF-IDF, l2
 
 
+def test_sentence_features_alone_when_sequence_features_are_off(model_storage, execution_context):
+    train = tokenized("ต้องใช้เอกสารอะไร", "ใช้เวลากี่วัน", "ต้องจ่ายกี่บาท")
+    both, sentence_only = (
+        featurizer(model_storage, execution_context, analyzer="char_wb", sequence_features=flag)
+        for flag in (True, False)
+    )
+    for component in (both, sentence_only):
+        component.train(TrainingData(train))
+    [with_both], [alone] = tokenized("ต้องใช้เวลากี่วัน"), tokenized("ต้องใช้เวลากี่วัน")
+    both.process([with_both])
+    sentence_only.process([alone])
+    sequence, sentence = alone.get_sparse_features(TEXT)
+    assert sequence is None
+    assert (sentence.features != with_both.get_sparse_features(TEXT)[1].features).nnz == 0
+
+
 def test_numbers_are_one_feature():
     vectorizer = NgramVectorizer().fit([["อายุ", "60", "ปี"], ["5", "ปี"]])
     assert "__number__ ปี" in vectorizer.vocabulary and "60" not in vectorizer.vocabulary
