@@ -61,6 +61,15 @@ from one copy is still in the next. That is one replay of three on a custom-acti
 at a session's tenth turn, more later in it). Drop it when Rasa computes the states once per
 prediction.
 
+`narrowed_rule_matching` — to predict, the rule policy checks each of its rules (105 here)
+against the conversation's current state (`RulePolicy._get_possible_keys`), then checks the rules
+left against each earlier state of the session, back to its start. Two shortcuts, same result:
+a rule whose last state names a previous action (most do) cannot match a current state with
+another previous action, so only rules naming the current one, or none, are checked in full; and
+a rule of n states matches whatever came more than n states back (Rasa's check returns True
+there), so the walk stops once it is past the longest rule left. 0.16 -> 0.10 ms a call on a
+28-state session, three calls on a custom-action turn. Drop it when Rasa indexes its rules.
+
 `past_messages_withheld` — with every custom action Rasa sends the action server the whole
 session: at a conversation's thirteenth turn 119 KB of events, 71% of them the bot's past
 answers and most of the rest the NLU details of the citizen's past messages, which Rasa encodes
@@ -80,7 +89,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 logger = logging.getLogger(__name__)
 PATCHED_MARK = "_sla_bot_compiled_validator"
@@ -297,6 +306,43 @@ def reused_tracker_states(original: Callable[..., Any]) -> Any:
     return staticmethod(create_states)
 
 
+def narrowed_rule_matching(original: Callable[..., set]) -> Callable[..., set]:
+    """Rasa's `RulePolicy._get_possible_keys`, checking in full only the rules that can match."""
+    from rasa.core.policies.rule_policy import SHOULD_NOT_BE_SET, RulePolicy
+    from rasa.shared.core.constants import PREVIOUS_ACTION
+    from rasa.shared.nlu.constants import ACTION_NAME
+
+    shapes: dict[str, tuple[Optional[str], int]] = {}  # rule key -> (previous action it needs, length)
+
+    def shape(key: str) -> tuple[Optional[str], int]:
+        known = shapes.get(key)
+        if known is None:
+            states = RulePolicy._rule_key_to_state(key)
+            needed = states[-1].get(PREVIOUS_ACTION, {}).get(ACTION_NAME) if states else None
+            if not isinstance(needed, str) or needed == SHOULD_NOT_BE_SET:
+                needed = None  # checked in full against every state
+            known = shapes[key] = (needed, len(states))
+        return known
+
+    def get_possible_keys(self: Any, lookup: dict, states: list) -> set:
+        if not states:
+            return original(self, lookup, states)
+        current = states[-1]
+        action = (current.get(PREVIOUS_ACTION) or {}).get(ACTION_NAME)
+        possible = {
+            key for key in lookup
+            if shape(key)[0] in (None, action) and self._is_rule_applicable(key, 0, current)
+        }
+        for turn, state in enumerate(reversed(states[:-1]), start=1):
+            if all(shape(key)[1] <= turn for key in possible):
+                break  # every rule left matches from here back (Rasa: turn_index >= its length)
+            possible = {key for key in possible if self._is_rule_applicable(key, turn, state)}
+        return possible
+
+    setattr(get_possible_keys, PATCHED_MARK, True)
+    return get_possible_keys
+
+
 def _without_words(event: dict[str, Any]) -> dict[str, Any]:
     """A past event as the action server gets it: a message's words and NLU details left out."""
     kind = event.get("event")
@@ -327,6 +373,7 @@ def install() -> list[str]:
     from rasa.core import tracker_store
     from rasa.core.actions.action import RemoteAction
     from rasa.core.featurizers.tracker_featurizers import TrackerFeaturizer
+    from rasa.core.policies.rule_policy import RulePolicy
     from rasa.engine.runner.dask import DaskGraphRunner
     from rasa.shared.core.events import Event
     from rasa.utils.endpoints import EndpointConfig
@@ -347,11 +394,13 @@ def install() -> list[str]:
         DaskGraphRunner.run = sequential_graph_runs(DaskGraphRunner.run)  # type: ignore[method-assign]
     if not getattr(TrackerFeaturizer._create_states, PATCHED_MARK, False):
         TrackerFeaturizer._create_states = reused_tracker_states(TrackerFeaturizer._create_states)
+    if not getattr(RulePolicy._get_possible_keys, PATCHED_MARK, False):
+        RulePolicy._get_possible_keys = narrowed_rule_matching(RulePolicy._get_possible_keys)
     if not getattr(RemoteAction._action_call_format, PATCHED_MARK, False):
         RemoteAction._action_call_format = past_messages_withheld(  # type: ignore[method-assign]
             RemoteAction._action_call_format
         )
     return [
         "compiled_action_validator", "sqlite_tracker_store", "kept_endpoint_sessions", "cached_event_types",
-        "sequential_graph_runs", "reused_tracker_states", "past_messages_withheld",
+        "sequential_graph_runs", "reused_tracker_states", "narrowed_rule_matching", "past_messages_withheld",
     ]

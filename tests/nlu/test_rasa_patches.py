@@ -11,6 +11,7 @@ from jsonschema import ValidationError
 from rasa.core import tracker_store
 from rasa.core.actions.action import RemoteAction
 from rasa.core.featurizers.tracker_featurizers import TrackerFeaturizer
+from rasa.core.policies.rule_policy import RulePolicy
 from rasa.engine.exceptions import GraphRunError
 from rasa.engine.runner.dask import DaskGraphRunner
 from rasa.shared.core.events import Event
@@ -24,6 +25,7 @@ ORIGINAL_RESOLVE = Event.resolve_by_type
 ORIGINAL_RUN = DaskGraphRunner.run
 ORIGINAL_CREATE_STATES = TrackerFeaturizer._create_states
 ORIGINAL_CALL_FORMAT = RemoteAction._action_call_format
+ORIGINAL_POSSIBLE_KEYS = RulePolicy._get_possible_keys
 ACTION = RemoteAction("action_answer_service", EndpointConfig("http://127.0.0.1:1/webhook"))
 
 VALID = [
@@ -116,17 +118,18 @@ def test_install_replaces_each_patched_function_once(monkeypatch):
     monkeypatch.setattr(DaskGraphRunner, "run", ORIGINAL_RUN)
     monkeypatch.setattr(TrackerFeaturizer, "_create_states", staticmethod(ORIGINAL_CREATE_STATES))
     monkeypatch.setattr(RemoteAction, "_action_call_format", ORIGINAL_CALL_FORMAT)
+    monkeypatch.setattr(RulePolicy, "_get_possible_keys", ORIGINAL_POSSIBLE_KEYS)
     installed = rasa_patches.install()
     assert installed == [
         "compiled_action_validator", "sqlite_tracker_store", "kept_endpoint_sessions", "cached_event_types",
-        "sequential_graph_runs", "reused_tracker_states", "past_messages_withheld",
+        "sequential_graph_runs", "reused_tracker_states", "narrowed_rule_matching", "past_messages_withheld",
     ]
 
     def current() -> tuple:
         return (
             RemoteAction._validate_action_result, tracker_store.create_engine_kwargs, EndpointConfig.session,
             Event.resolve_by_type, DaskGraphRunner.run, TrackerFeaturizer._create_states,
-            RemoteAction._action_call_format,
+            RulePolicy._get_possible_keys, RemoteAction._action_call_format,
         )
 
     patched = current()
@@ -359,3 +362,79 @@ def test_the_action_server_gets_past_turns_without_their_words():
 def test_rasa_still_sends_the_tracker_the_way_the_patch_expects():
     source = inspect.getsource(ORIGINAL_CALL_FORMAT)
     assert "tracker.current_state(EventVerbosity.ALL)" in source and '"tracker": tracker_state' in source
+
+
+@pytest.fixture(scope="module")
+def rule_policy():
+    """The project's rules, learnt by Rasa's RulePolicy (without its slow contradiction check)."""
+    import tempfile
+    from pathlib import Path
+
+    from rasa.core.policies.rule_policy import RulePolicy
+    from rasa.engine.graph import ExecutionContext, GraphSchema
+    from rasa.engine.storage.local_model_storage import LocalModelStorage
+    from rasa.engine.storage.resource import Resource
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.generator import TrainingDataGenerator
+    from rasa.shared.core.training_data.story_reader.yaml_story_reader import YAMLStoryReader
+    from rasa.shared.core.training_data.structures import StoryGraph
+
+    from bot.settings import PROJECT_ROOT
+
+    domain = Domain.load(PROJECT_ROOT / "nlu_data" / "domain.yml")
+    steps = []
+    for path in sorted((PROJECT_ROOT / "nlu_data" / "rules").glob("*.yml")):
+        steps += YAMLStoryReader(domain).read_from_file(path)
+    trackers = TrainingDataGenerator(StoryGraph(steps), domain, augmentation_factor=0).generate()
+    with tempfile.TemporaryDirectory() as storage:
+        policy = RulePolicy.create(
+            {**RulePolicy.get_default_config(), "check_for_contradictions": False},
+            LocalModelStorage(Path(storage)), Resource("rules"), ExecutionContext(GraphSchema({}), "test"),
+        )
+        policy.train(trackers, domain)
+        yield policy, domain
+
+
+def test_rules_are_narrowed_to_the_same_keys_rasa_finds(rule_policy):
+    from rasa.core.policies.rule_policy import RULES, RULES_FOR_LOOP_UNHAPPY_PATH
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from bot.settings import PROJECT_ROOT
+
+    policy, domain = rule_policy
+    narrowed = rasa_patches.narrowed_rule_matching(ORIGINAL_POSSIBLE_KEYS)
+    assert len(policy.lookup[RULES]) > 50
+    compared = matched = 0
+    for path in sorted((PROJECT_ROOT / "tests/data/trackers").glob("*.json")):
+        events = json.loads(path.read_text(encoding="utf-8"))["tracker"]["events"]
+        for end in range(1, len(events) + 1):
+            tracker = DialogueStateTracker.from_dict("citizen", events[:end], domain.slots)
+            for use_text in (True, False):
+                states = policy._prediction_states(
+                    tracker, domain, use_text, rule_only_data=policy._get_rule_only_data()
+                )
+                for lookup in (policy.lookup[RULES], policy.lookup[RULES_FOR_LOOP_UNHAPPY_PATH]):
+                    expected = ORIGINAL_POSSIBLE_KEYS(policy, lookup, states)
+                    assert narrowed(policy, lookup, states) == expected, (path.name, end, use_text)
+                    compared += 1
+                    matched += bool(expected)
+    assert compared > 200 and matched > 50  # rules did match: the comparison is not of empty sets
+
+    # Each rule's last state after the earlier states of every rule (so a rule often matches on
+    # its last state and fails on an earlier one).
+    rules = [policy._rule_key_to_state(key) for key in policy.lookup[RULES]]
+    for last in rules:
+        for earlier in rules:
+            states = [*earlier[:-1], last[-1]]
+            assert narrowed(policy, policy.lookup[RULES], states) == ORIGINAL_POSSIBLE_KEYS(
+                policy, policy.lookup[RULES], states
+            )
+
+
+def test_rasa_still_matches_rules_the_way_the_patch_narrows():
+    source = inspect.getsource(RulePolicy._is_rule_applicable)
+    for step in ("if turn_index >= len(reversed_rule_states):\n            return True",
+                 "if not rule_previous_action or not current_previous_action:\n            return False",
+                 "return self._does_rule_match_state("):
+        assert step in source, step
+    assert "enumerate(reversed(states))" in inspect.getsource(ORIGINAL_POSSIBLE_KEYS)
