@@ -73,16 +73,16 @@ there), so the walk stops once it is past the longest rule left. 0.16 -> 0.10 ms
 `past_messages_withheld` — with every custom action Rasa sends the action server the whole
 session: at a conversation's thirteenth turn 119 KB of events, 71% of them the bot's past
 answers and most of the rest the NLU details of the citizen's past messages, which Rasa encodes
-and the action server decodes on every call (0.8 ms of CPU between the two, hot). Events before the citizen's latest
-message now go without their words: a past answer keeps its type, time and metadata but not
-its text and data; a past message keeps its type, time, channel and intent but not its text,
-entities or the rest of its NLU output. The order and number of events, every slot event, the
-current turn's events and `latest_message` are as Rasa sends them: the SDK's tracker methods
-(`slots_to_validate`, `active_loop`, `get_latest_input_channel`...) and our actions (which read
-slots, the latest message and the order of slot and message events) answer the same. The same
-events are 28 KB (encoding and decoding them takes 0.45 ms less), and citizens' past words no longer
-leave the Rasa server with every call (PDPA: data minimisation). Drop it when an action needs
-the words of past turns, or Rasa sends a lighter tracker itself.
+and the action server decodes on every call (0.8 ms of CPU between the two, hot). Events before
+the citizen's latest message now go without their words: a past answer keeps its type, time and
+metadata but not its text and data; a past message keeps its type, time, channel and intent but
+not its text, entities or the rest of its NLU output. The order and number of events, every slot
+event, the current turn's events and `latest_message` are as Rasa sends them: the SDK's tracker
+methods (`slots_to_validate`, `active_loop`, `get_latest_input_channel`...) and our actions
+(which read slots, the latest message and the order of slot and message events) answer the same.
+The same events are 28 KB (encoding and decoding them takes 0.45 ms less), and citizens' past
+words no longer leave the Rasa server with every call (PDPA: data minimisation). Drop it when an
+action needs the words of past turns, or Rasa sends a lighter tracker itself.
 """
 
 from __future__ import annotations
