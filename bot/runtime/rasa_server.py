@@ -14,12 +14,8 @@ Why a launcher rather than the `rasa` script:
   just before Rasa's own CLI entry point (`rasa.__main__.main`) parses it. Changing
   `sys.argv` does not change /proc/<pid>/cmdline. A token given on the command line is refused.
 - It is the one narrow place where runtime patches to the Rasa server are installed, before
-  Rasa's CLI starts; each is documented in `bot.runtime.rasa_patches` (what it changes, why,
-  and how to drop it): `compiled_action_validator` (Rasa re-checked the action response
-  schema on every custom action, ~19 ms a turn), `sqlite_tracker_store` (pooled WAL
-  connections for the embedded tracker store), `kept_endpoint_sessions` (one kept-alive
-  connection to the action server), `cached_event_types`, `sequential_graph_runs` and
-  `reused_tracker_states`. The server logs "installed Rasa patches: ..." at start-up.
+  Rasa's CLI starts; `bot.runtime.rasa_patches` lists them and documents each (what it
+  changes, why, and how to drop it). The server logs "installed Rasa patches: ..." at start-up.
 - pythainlp's dictionary trie is built here, before the server listens, not by the first
   citizen's message (about a second).
 
