@@ -9,6 +9,9 @@ run and on the same processes:
   speed drifts by 20% and more within minutes, so the two paths take turns: turn by turn at one
   client, in alternating rounds under load. Each simulated citizen opens a conversation
   (untimed) and then sends ten timed turns;
+- at one client, a third path beside those two: a bare Python hop in front of Rasa
+  (scripts/bare_hop.py, the least a web-chat front can do), so each run shows what any second
+  Python HTTP process costs a turn on the machine at that hour, next to what the gateway costs;
 - one conversation of 500 custom-action turns through the gateway: its first turns against
   its last;
 - the CPU time each process spends per message, from one client on each path in turn (CPU
@@ -25,21 +28,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import math
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
 import zlib
 from pathlib import Path
+from typing import Iterator
 
 import aiohttp
 
-from bot.runtime.stack import Stack, private_settings
+from bot.runtime.stack import Stack, free_port, private_settings
 from bot.settings import PROJECT_ROOT
 
 SMALL_TALK = "ขอบคุณครับ"
@@ -58,23 +65,23 @@ def _client() -> aiohttp.ClientSession:
 
 
 def _url(bases: list[str], path: str, sender: str) -> str:
-    """The gateway's chat API, or the REST channel of the Rasa server the gateway would give this
-    conversation (the same choice as bot.gateway.conversation)."""
-    if path == "gateway":
+    """The chat API of the gateway (or of the bare hop), or the REST channel of the Rasa server
+    the gateway would give this conversation (the same choice as bot.gateway.conversation)."""
+    if path != "rasa":
         return f"{bases[0]}/api/chat"
     return f"{bases[zlib.crc32(sender.encode('utf-8')) % len(bases)]}/webhooks/rest/webhook"
 
 
 async def _turn(client: aiohttp.ClientSession, bases: list[str], path: str, text: str, sender: str | None) -> float:
     sender = sender or uuid.uuid4().hex
-    body = {"message": text} if path == "gateway" else {"sender": sender, "message": text}
+    body = {"sender": sender, "message": text} if path == "rasa" else {"message": text}
     url = _url(bases, path, sender)
     started = time.perf_counter()
     async with client.post(url, json=body) as response:
         payload = await response.json(content_type=None)
         elapsed = (time.perf_counter() - started) * 1000
         response.raise_for_status()
-    messages = payload["messages"] if path == "gateway" else payload
+    messages = payload if path == "rasa" else payload["messages"]
     if not messages:
         raise RuntimeError(f"no reply to {text!r} through {path}")
     return elapsed
@@ -113,20 +120,24 @@ async def _load(bases: list[str], path: str, text: str, clients: int, messages: 
 
 
 async def _paired(bases: dict[str, list[str]], text: str, messages: int) -> dict[str, list[float]]:
-    """One client on each path, taking turns: a gateway turn, a Rasa turn, a Rasa turn, a gateway
-    turn... So both paths meet the machine in the same state, to the second: at one client the
-    gateway's share of a turn is 10% or less, and this machine's speed drifts by more than that
-    within a minute. Conversations as in `_load`."""
-    timings: dict[str, list[float]] = {"rasa": [], "gateway": []}
-    async with _client() as gateway, _client() as rasa:
-        clients = {"gateway": gateway, "rasa": rasa}
-        senders: dict[str, str] = {}
+    """One client on each path, taking turns in an order that rotates every turn. So all paths
+    meet the machine in the same state, to the second: at one client the gateway's share of a
+    turn is about 10%, and this machine's speed drifts by more than that within a minute.
+    Conversations as in `_load`."""
+    paths = list(bases)
+    timings: dict[str, list[float]] = {path: [] for path in paths}
+    clients = {path: _client() for path in paths}
+    senders: dict[str, str] = {}
+    try:
         for turn in range(messages):
-            order = ("gateway", "rasa") if turn % 2 == 0 else ("rasa", "gateway")
-            for path in order:
+            order = paths[turn % len(paths):] + paths[:turn % len(paths)]
+            for path in order if turn % 2 == 0 else order[::-1]:
                 if turn % CONVERSATION_TURNS == 0:
                     senders[path] = await _new_conversation(clients[path], bases[path], path)
                 timings[path].append(await _turn(clients[path], bases[path], path, text, senders[path]))
+    finally:
+        for client in clients.values():
+            await client.close()
     return timings
 
 
@@ -178,12 +189,34 @@ async def _cpu_per_message(bases: dict[str, list[str]], pids: dict[str, int]) ->
     return rows
 
 
+@contextlib.contextmanager
+def _bare_hop(rasa_url: str) -> Iterator[str]:
+    """scripts/bare_hop.py in front of `rasa_url`, on a free port; yields its base URL."""
+    port = free_port()
+    hop = subprocess.Popen([sys.executable, str(Path(__file__).with_name("bare_hop.py")), str(port), rasa_url],
+                           stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if hop.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("scripts/bare_hop.py did not start") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        hop.terminate()
+        hop.wait(10)
+
+
 def _quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
-async def _bench(settings, pids: dict[str, int], messages: int, long_turns: int) -> dict:
+async def _bench(settings, pids: dict[str, int], hop_url: str, messages: int, long_turns: int) -> dict:
     results: dict = {"rasa_workers": settings.rasa_workers, "runs": [], "long_conversation": None,
                      "reference_loop_ms": [reference_loop_ms()]}
     bases = {"gateway": [settings.gateway_url], "rasa": settings.rasa_urls}
@@ -193,10 +226,10 @@ async def _bench(settings, pids: dict[str, int], messages: int, long_turns: int)
     await _load(bases["rasa"], "rasa", SMALL_TALK, 2, 20)
     for kind, text in (("small talk", SMALL_TALK), ("custom action", CUSTOM_ACTION)):
         for clients in LEVELS:
-            runs = {path: {"kind": kind, "path": path, "clients": clients, "seconds": 0.0, "ms": []}
-                    for path in ("rasa", "gateway")}
+            paths = ("rasa", "gateway", "hop") if clients == 1 else ("rasa", "gateway")
+            runs = {path: {"kind": kind, "path": path, "clients": clients, "seconds": 0.0, "ms": []} for path in paths}
             if clients == 1:  # one closed-loop client: its rate is 1 / its mean latency
-                for path, timings in (await _paired(bases, text, messages)).items():
+                for path, timings in (await _paired({**bases, "hop": [hop_url]}, text, messages)).items():
                     runs[path]["ms"], runs[path]["seconds"] = timings, sum(timings) / 1000
             else:  # alternating rounds, so both paths share the machine's drift
                 # every client sends whole conversations: with fewer turns each, the untimed
@@ -232,6 +265,15 @@ def _table(results: dict) -> str:
             f"| {run['kind']} | {run['path']} | {run['clients']} | {_quantile(ms, 0.5):.1f} | "
             f"{_quantile(ms, 0.95):.1f} | {_quantile(ms, 0.99):.1f} | {len(ms) / run['seconds']:.1f} |"
         )
+    p50 = {(run["kind"], run["path"]): _quantile(run["ms"], 0.5) for run in results["runs"] if run["clients"] == 1}
+
+    def over_rasa(kind: str, path: str) -> str:
+        return f"+{p50[kind, path] - p50[kind, 'rasa']:.2f} ms ({p50[kind, path] / p50[kind, 'rasa']:.3f}x)"
+
+    lines += ["", "At one client, p50 over Rasa alone: " + "; ".join(
+        f"{kind}: the gateway {over_rasa(kind, 'gateway')}, a bare Python hop (scripts/bare_hop.py) "
+        f"{over_rasa(kind, 'hop')}" for kind in ("small talk", "custom action")
+    ) + "."]
     long, reference = results["long_conversation"]["ms"], results["long_conversation"]["reference_ms"]
     first, last = statistics.median(long[:WINDOW]), statistics.median(long[-WINDOW:])
     first_ref, last_ref = statistics.median(reference[:WINDOW]), statistics.median(reference[-WINDOW:])
@@ -270,7 +312,8 @@ def main() -> int:
         settings = dataclasses.replace(private_settings(Path(tmp), args.rasa_workers), rate_limit_identity=1_000_000)
         with (args.out / "stack.log").open("w") as log, Stack(settings, output=log) as stack:
             pids = {name: pid for name, pid in stack.pids().items() if pid is not None}
-            results = asyncio.run(_bench(settings, pids, args.messages, args.long_turns))
+            with _bare_hop(settings.rasa_urls[0]) as hop_url:
+                results = asyncio.run(_bench(settings, pids, hop_url, args.messages, args.long_turns))
     (args.out / "bench.json").write_text(json.dumps(results), encoding="utf-8")
     table = _table(results)
     (args.out / "bench.md").write_text(table, encoding="utf-8")
