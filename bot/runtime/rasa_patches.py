@@ -83,13 +83,26 @@ methods (`slots_to_validate`, `active_loop`, `get_latest_input_channel`...) and 
 The same events are 28 KB (encoding and decoding them takes 0.45 ms less), and citizens' past
 words no longer leave the Rasa server with every call (PDPA: data minimisation). Drop it when an
 action needs the words of past turns, or Rasa sends a lighter tracker itself.
+
+`frozen_loaded_model` — once the model is loaded, the Rasa server holds about a million Python
+objects that live as long as it does (TensorFlow, the model, the Thai dictionary). Python's
+collector walks all of them in every full collection, which it runs after every few hundred
+thousand new objects: under load once every 1,500 turns or so, 320–370 ms each here, during
+which every request in flight waits (p99 at 20 clients 520–580 ms against a p50 of 120 ms).
+The patch runs Rasa's `load_agent_on_start` and then moves everything alive into the
+collector's permanent generation (`gc.freeze()`, after one full collection), so later
+collections walk only what was made since. A model loaded later through the HTTP API is not
+frozen. Drop it when the Rasa server runs on a Python whose collector does not stop the world
+for the whole heap.
 """
 
 from __future__ import annotations
 
+import functools
+import gc
 import logging
 import sqlite3
-from typing import Any, Callable, Optional
+from typing import Any, Awaitable, Callable, Optional
 
 logger = logging.getLogger(__name__)
 PATCHED_MARK = "_sla_bot_compiled_validator"
@@ -368,9 +381,24 @@ def past_messages_withheld(original: Callable[..., dict]) -> Callable[..., dict]
     return action_call_format
 
 
+def frozen_loaded_model(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """Rasa's `load_agent_on_start`, then the heap frozen out of later full collections."""
+
+    @functools.wraps(original)
+    async def load_agent_on_start(*args: Any, **kwargs: Any) -> Any:
+        agent = await original(*args, **kwargs)
+        gc.collect()
+        gc.freeze()
+        logger.info("%d objects of the loaded model frozen out of garbage collection", gc.get_freeze_count())
+        return agent
+
+    setattr(load_agent_on_start, PATCHED_MARK, True)
+    return load_agent_on_start
+
+
 def install() -> list[str]:
     """Install every patch (idempotent); the names of those installed, for the start-up log."""
-    from rasa.core import tracker_store
+    from rasa.core import run, tracker_store
     from rasa.core.actions.action import RemoteAction
     from rasa.core.featurizers.tracker_featurizers import TrackerFeaturizer
     from rasa.core.policies.rule_policy import RulePolicy
@@ -400,7 +428,10 @@ def install() -> list[str]:
         RemoteAction._action_call_format = past_messages_withheld(  # type: ignore[method-assign]
             RemoteAction._action_call_format
         )
+    if not getattr(run.load_agent_on_start, PATCHED_MARK, False):
+        run.load_agent_on_start = frozen_loaded_model(run.load_agent_on_start)
     return [
         "compiled_action_validator", "sqlite_tracker_store", "kept_endpoint_sessions", "cached_event_types",
         "sequential_graph_runs", "reused_tracker_states", "narrowed_rule_matching", "past_messages_withheld",
+        "frozen_loaded_model",
     ]

@@ -9,11 +9,14 @@ it spent saving).
 
 It also keeps the trackers it saved last (`KEPT_CONVERSATIONS`, least recently used dropped):
 the next turn of a conversation usually takes its tracker from memory instead of rebuilding it
-from every event of the session. A kept tracker is used only if it is exactly as saved (same
-number of events, same last event) and the database holds no newer event of that conversation
-(one indexed `max(id)` query; another replica may have answered in between), and only while it
-holds what loading it would give (the current session only): after a new session starts it is
-rebuilt from the database, so a long conversation does not grow in memory.
+from every event of the session (2 ms at a session's tenth turn; 0.08 ms from memory). A kept
+tracker is a snapshot, pickled as it was saved: one object per conversation for Python's
+garbage collector instead of some 260, whose every full collection walks them all (with 2,000
+conversations kept as objects it stopped the server for 360 ms). A snapshot is used only while
+the database holds no newer event of that conversation (one indexed `max(id)` query; another
+replica may have answered in between), and only while it holds what loading it would give (the
+current session only): after a new session starts it is rebuilt from the database, so a long
+conversation does not grow in memory. Pickles made and read by this process only.
 
 Trackers it retrieved remember how many events were stored, so a save only inserts what was
 added since. Rasa's lock store gives one process at a time a conversation, so nothing else
@@ -26,6 +29,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
+import pickle
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Text
@@ -36,6 +41,7 @@ from rasa.shared.core.events import Event, SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
+logger = logging.getLogger(__name__)
 STORED = "_sla_bot_stored_events"
 KEPT_CONVERSATIONS = 5000
 # Rasa's queries (`SQLTrackerStore._event_query`), as plain SQL run on the connection: through
@@ -51,18 +57,12 @@ CURRENT_SESSION = sa.text(f"SELECT data FROM events WHERE {_IN_CURRENT_SESSION} 
 CURRENT_SESSION_COUNT = sa.text(f"SELECT count(*) FROM events WHERE {_IN_CURRENT_SESSION}")
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class _Kept:
-    """A tracker as it was saved, and the id of the last event row of its conversation then."""
+    """A tracker pickled as it was saved, and the id of the last event row of its conversation then."""
 
-    tracker: DialogueStateTracker
-    length: int
-    last_event: Optional[Event]
+    pickled: bytes
     last_row_id: Optional[int]
-
-    def unchanged(self) -> bool:
-        events = self.tracker.events
-        return len(events) == self.length and (events[-1] if events else None) is self.last_event
 
 
 class SessionTrackerStore(SQLTrackerStore):
@@ -71,11 +71,12 @@ class SessionTrackerStore(SQLTrackerStore):
         self._kept: OrderedDict[Text, _Kept] = OrderedDict()
 
     async def retrieve(self, sender_id: Text) -> Optional[DialogueStateTracker]:
-        kept = self._kept.pop(sender_id, None)
-        if kept is not None and kept.unchanged():
+        kept = self._kept.get(sender_id)
+        if kept is not None:
             with self.session_scope() as session:
                 if self._last_row_id(session, sender_id) == kept.last_row_id:
-                    return kept.tracker
+                    self._kept.move_to_end(sender_id)
+                    return pickle.loads(kept.pickled)
         tracker = await super().retrieve(sender_id)
         if tracker is not None:
             setattr(tracker, STORED, len(tracker.events))
@@ -85,12 +86,15 @@ class SessionTrackerStore(SQLTrackerStore):
         return session.connection().execute(LAST_ROW_ID, {"sender_id": sender_id}).scalar()
 
     def _keep(self, tracker: DialogueStateTracker, last_row_id: Optional[int]) -> None:
-        events = tracker.events
-        if not _as_loaded(events):
-            self._kept.pop(tracker.sender_id, None)  # rebuild it as the database loads it: the current session
+        self._kept.pop(tracker.sender_id, None)
+        if not _as_loaded(tracker.events):
+            return  # rebuilt as the database loads it: the current session
+        try:
+            pickled = pickle.dumps(tracker, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:  # then it is loaded next time
+            logger.warning("tracker not kept in memory: %s", type(exc).__name__)
             return
-        self._kept[tracker.sender_id] = _Kept(tracker, len(events), events[-1] if events else None, last_row_id)
-        self._kept.move_to_end(tracker.sender_id)
+        self._kept[tracker.sender_id] = _Kept(pickled, last_row_id)
         while len(self._kept) > KEPT_CONVERSATIONS:
             self._kept.popitem(last=False)
 

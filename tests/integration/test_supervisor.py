@@ -19,7 +19,8 @@ RESTART_TIMEOUT_SECONDS = 60.0
 PATCHES_LINE = (
     "installed Rasa patches: "
     "compiled_action_validator, sqlite_tracker_store, kept_endpoint_sessions, cached_event_types, "
-    "sequential_graph_runs, reused_tracker_states, narrowed_rule_matching, past_messages_withheld"
+    "sequential_graph_runs, reused_tracker_states, narrowed_rule_matching, past_messages_withheld, "
+    "frozen_loaded_model"
 )
 
 

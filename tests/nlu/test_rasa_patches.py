@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import json
 
 import pytest
 from jsonschema import ValidationError
-from rasa.core import tracker_store
+from rasa.core import run, tracker_store
 from rasa.core.actions.action import RemoteAction
 from rasa.core.featurizers.tracker_featurizers import TrackerFeaturizer
 from rasa.core.policies.rule_policy import RulePolicy
@@ -26,6 +27,7 @@ ORIGINAL_RUN = DaskGraphRunner.run
 ORIGINAL_CREATE_STATES = TrackerFeaturizer._create_states
 ORIGINAL_CALL_FORMAT = RemoteAction._action_call_format
 ORIGINAL_POSSIBLE_KEYS = RulePolicy._get_possible_keys
+ORIGINAL_LOAD_AGENT = run.load_agent_on_start
 ACTION = RemoteAction("action_answer_service", EndpointConfig("http://127.0.0.1:1/webhook"))
 
 VALID = [
@@ -119,17 +121,19 @@ def test_install_replaces_each_patched_function_once(monkeypatch):
     monkeypatch.setattr(TrackerFeaturizer, "_create_states", staticmethod(ORIGINAL_CREATE_STATES))
     monkeypatch.setattr(RemoteAction, "_action_call_format", ORIGINAL_CALL_FORMAT)
     monkeypatch.setattr(RulePolicy, "_get_possible_keys", ORIGINAL_POSSIBLE_KEYS)
+    monkeypatch.setattr(run, "load_agent_on_start", ORIGINAL_LOAD_AGENT)
     installed = rasa_patches.install()
     assert installed == [
         "compiled_action_validator", "sqlite_tracker_store", "kept_endpoint_sessions", "cached_event_types",
         "sequential_graph_runs", "reused_tracker_states", "narrowed_rule_matching", "past_messages_withheld",
+        "frozen_loaded_model",
     ]
 
     def current() -> tuple:
         return (
             RemoteAction._validate_action_result, tracker_store.create_engine_kwargs, EndpointConfig.session,
             Event.resolve_by_type, DaskGraphRunner.run, TrackerFeaturizer._create_states,
-            RulePolicy._get_possible_keys, RemoteAction._action_call_format,
+            RulePolicy._get_possible_keys, RemoteAction._action_call_format, run.load_agent_on_start,
         )
 
     patched = current()
@@ -438,3 +442,27 @@ def test_rasa_still_matches_rules_the_way_the_patch_narrows():
                  "return self._does_rule_match_state("):
         assert step in source, step
     assert "enumerate(reversed(states))" in inspect.getsource(ORIGINAL_POSSIBLE_KEYS)
+
+
+def test_the_loaded_model_is_frozen_out_of_garbage_collection():
+    agent = object()
+
+    async def load_agent_on_start(*args, **kwargs):  # stands in for Rasa's, which loads the model
+        return agent
+
+    frozen_before = gc.get_freeze_count()
+    try:
+        loaded = asyncio.run(rasa_patches.frozen_loaded_model(load_agent_on_start)("m.tar.gz", None, None, None, None))
+        assert loaded is agent
+        assert gc.get_freeze_count() > frozen_before
+    finally:
+        gc.unfreeze()
+
+
+def test_rasa_still_loads_the_model_where_the_patch_wraps_it():
+    # serve_application looks load_agent_on_start up in rasa.core.run when it starts the server
+    assert "partial(load_agent_on_start," in inspect.getsource(run.serve_application)
+    assert inspect.iscoroutinefunction(ORIGINAL_LOAD_AGENT)
+    assert list(inspect.signature(ORIGINAL_LOAD_AGENT).parameters) == [
+        "model_path", "endpoints", "remote_storage", "app", "loop",
+    ]

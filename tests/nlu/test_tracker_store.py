@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import uuid
 from pathlib import Path
@@ -79,11 +80,22 @@ def test_new_and_loaded_conversations_store_each_event_once(database: dict):
     asyncio.run(scenario())
 
 
-def test_a_kept_tracker_is_used_only_while_it_is_what_the_database_holds(database: dict):
+def test_a_kept_tracker_is_used_only_while_it_is_what_the_database_holds(database: dict, monkeypatch):
     rasa_patches.install()
     store = SessionTrackerStore(DOMAIN, **database)
     other_replica = SessionTrackerStore(DOMAIN, **database)
     u1 = _sender("line")
+    loads: list[str] = []  # conversations rebuilt from the database
+    rebuild = store._retrieve
+
+    async def counted_rebuild(sender_id: str, fetch_events_from_all_sessions: bool):
+        loads.append(sender_id)
+        return await rebuild(sender_id, fetch_events_from_all_sessions)
+
+    monkeypatch.setattr(store, "_retrieve", counted_rebuild)
+
+    def as_dicts(tracker: DialogueStateTracker) -> list[dict]:
+        return [e.as_dict() for e in tracker.events]
 
     async def scenario() -> None:
         tracker = await store.get_or_create_tracker(u1)
@@ -93,27 +105,55 @@ def test_a_kept_tracker_is_used_only_while_it_is_what_the_database_holds(databas
         tracker = await store.retrieve(u1)  # loaded: the current session only
         assert [e.type_name for e in tracker.events] == ["session_started", "user"]
         await store.save(tracker)
-        assert await store.retrieve(u1) is tracker  # the next turn: from memory
+        loads.clear()
+        kept = await store.retrieve(u1)  # the next turn: from memory, a copy of what was saved
+        assert loads == [] and kept is not tracker and as_dicts(kept) == as_dicts(tracker)
+        assert kept.current_state() == tracker.current_state()
 
-        tracker.update(ActionExecuted("utter_greet"))  # changed after its save (e.g. a turn that failed)
+        kept.update(ActionExecuted("utter_greet"))  # changed after its save (e.g. a turn that failed)
         again = await store.retrieve(u1)
-        assert again is not tracker and len(again.events) == 2  # rebuilt as the database has it
+        assert loads == [] and [e.type_name for e in again.events] == ["session_started", "user"]  # as saved
         await store.save(again)
 
         elsewhere = await other_replica.retrieve(u1)  # another replica answers a turn
         elsewhere.update(ActionExecuted("utter_greet"))
         await other_replica.save(elsewhere)
         fresh = await store.retrieve(u1)
-        assert fresh is not again and [e.type_name for e in fresh.events][-1] == "action"
+        assert loads == [u1] and [e.type_name for e in fresh.events][-1] == "action"  # rebuilt
 
         fresh.update(SessionStarted())  # a new session: the next load reads only that one
         fresh.update(UserUttered("สวัสดีอีกครั้ง", {"name": "greet"}))
         await store.save(fresh)
         current = await store.retrieve(u1)
-        assert current is not fresh
+        assert loads == [u1, u1]
         assert [e.type_name for e in current.events] == ["session_started", "user"]
 
     asyncio.run(scenario())
+
+
+def test_kept_trackers_are_one_object_each_for_the_garbage_collector(database: dict):
+    """What the store keeps in memory does not lengthen Python's full collections (each walks
+    every tracked object): one pickled snapshot per conversation, not its events and slots."""
+    rasa_patches.install()
+    store = SessionTrackerStore(DOMAIN, **database)
+
+    async def scenario() -> None:
+        for _ in range(20):
+            sender = _sender("web")
+            tracker = await store.get_or_create_tracker(sender)
+            tracker.update(SessionStarted())
+            await store.save(tracker)
+            tracker = await store.retrieve(sender)  # the current session: kept from its next save
+            for turn in range(10):
+                tracker.update(UserUttered(f"ข้อความ {turn}", {"name": "greet"}))
+                tracker.update(ActionExecuted("utter_greet"))
+                await store.save(tracker)
+
+    asyncio.run(scenario())
+    assert len(store._kept) == 20
+    for kept in store._kept.values():
+        # one object, holding only values the collector does not track (bytes, an int)
+        assert not any(gc.is_tracked(value) for value in gc.get_referents(kept) if not isinstance(value, type))
 
 
 def test_trackers_made_outside_the_store_are_counted_as_rasa_counts(database: dict):
