@@ -219,17 +219,18 @@ def _quantile(values: list[float], q: float) -> float:
 async def _bench(settings, pids: dict[str, int], hop_url: str, messages: int, long_turns: int) -> dict:
     results: dict = {"rasa_workers": settings.rasa_workers, "runs": [], "long_conversation": None,
                      "reference_loop_ms": [reference_loop_ms()]}
-    bases = {"gateway": [settings.gateway_url], "rasa": settings.rasa_urls}
+    bases = {"rasa": settings.rasa_urls, "gateway": [settings.gateway_url]}
+    one_client_bases = {**bases, "hop": [hop_url]}  # the bare hop is measured at one client only
     async with _client() as client:  # what the first citizen after a start waits
         results["first_turn_ms"] = await _turn(client, bases["gateway"], "gateway", CUSTOM_ACTION, None)
     await _load(bases["gateway"], "gateway", CUSTOM_ACTION, 2, 20)  # warm both paths
     await _load(bases["rasa"], "rasa", SMALL_TALK, 2, 20)
     for kind, text in (("small talk", SMALL_TALK), ("custom action", CUSTOM_ACTION)):
         for clients in LEVELS:
-            paths = ("rasa", "gateway", "hop") if clients == 1 else ("rasa", "gateway")
+            paths = one_client_bases if clients == 1 else bases
             runs = {path: {"kind": kind, "path": path, "clients": clients, "seconds": 0.0, "ms": []} for path in paths}
             if clients == 1:  # one closed-loop client: its rate is 1 / its mean latency
-                for path, timings in (await _paired({**bases, "hop": [hop_url]}, text, messages)).items():
+                for path, timings in (await _paired(one_client_bases, text, messages)).items():
                     runs[path]["ms"], runs[path]["seconds"] = timings, sum(timings) / 1000
             else:  # alternating rounds, so both paths share the machine's drift
                 # every client sends whole conversations: with fewer turns each, the untimed
