@@ -1,13 +1,17 @@
-"""A bare Python hop in front of Rasa, for `make bench-chat` only (app environment).
+"""Two floors under the gateway, in front of Rasa, for `make bench-chat` only (app environment).
 
-What any second Python HTTP process in the path costs a turn on this machine, measured in the
-same run as the gateway: it does the least a web-chat front can do. It reads `{"message": ...}`,
-keeps the conversation's sender in a cookie, posts the message to Rasa's REST channel with the
-gateway's own client (bot/gateway/rasa_http.py) and answers `{"messages": [Rasa's replies]}` in
-one write: uvloop and httptools, as under the gateway, and nothing else (no signed session, no
-limits, no buttons remembered, no ASGI application).
+Measured in the same run as the gateway, at one client:
 
-    python scripts/bare_hop.py PORT RASA_URL
+- the bare hop does the least a web-chat front can do. It reads `{"message": ...}`, keeps the
+  conversation's sender in a cookie, posts the message to Rasa's REST channel with the
+  gateway's own client (bot/gateway/rasa_http.py) and answers `{"messages": [Rasa's replies]}`
+  in one write: uvloop and httptools, as under the gateway, and nothing else (no signed
+  session, no limits, no buttons remembered, no ASGI application);
+- the byte relay (`--relay`) copies bytes between each client connection and one connection
+  of its own to Rasa, reading nothing: what a second process and the extra trips through the
+  kernel cost, without any HTTP or JSON work (clients speak Rasa's REST channel through it).
+
+    python scripts/bare_hop.py PORT RASA_URL [--relay]
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import asyncio
 import json
 import secrets
 import sys
+from typing import Callable
+from urllib.parse import urlsplit
 
 import httptools
 import uvloop
@@ -86,12 +92,73 @@ class BareHop(asyncio.Protocol):
         )))
 
 
-async def serve(port: int, rasa_url: str) -> None:
-    rasa = RasaHTTP(rasa_url)
-    server = await asyncio.get_running_loop().create_server(lambda: BareHop(rasa), "127.0.0.1", port)
-    print(f"bare hop on 127.0.0.1:{port}", flush=True)
+class ByteRelay(asyncio.Protocol):
+    """One client connection, relayed byte for byte to a connection of its own to Rasa."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.client: asyncio.Transport | None = None
+        self.upstream: asyncio.Transport | None = None
+        self.early: list[bytes] = []  # what the client sent before the upstream connection was up
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.client = transport  # type: ignore[assignment]
+        asyncio.ensure_future(self._connect())
+
+    async def _connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            self.upstream, _ = await loop.create_connection(lambda: _Back(self), self.host, self.port)
+        except OSError:
+            assert self.client is not None
+            self.client.close()
+            return
+        assert self.client is not None
+        if self.client.is_closing():  # the client left while we connected
+            self.upstream.close()
+            return
+        for data in self.early:
+            self.upstream.write(data)
+        self.early.clear()
+
+    def data_received(self, data: bytes) -> None:
+        if self.upstream is None:
+            self.early.append(data)
+        else:
+            self.upstream.write(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.upstream is not None:
+            self.upstream.close()
+
+
+class _Back(asyncio.Protocol):
+    """Rasa's side of a `ByteRelay`: its bytes go to the client as they come."""
+
+    def __init__(self, relay: ByteRelay) -> None:
+        self.relay = relay
+
+    def data_received(self, data: bytes) -> None:
+        assert self.relay.client is not None
+        self.relay.client.write(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        assert self.relay.client is not None
+        self.relay.client.close()
+
+
+async def serve(port: int, rasa_url: str, relay: bool) -> None:
+    if relay:
+        rasa = urlsplit(rasa_url)
+        host, rasa_port = rasa.hostname or "127.0.0.1", rasa.port or 80
+        protocol: Callable[[], asyncio.Protocol] = lambda: ByteRelay(host, rasa_port)  # noqa: E731
+    else:
+        client = RasaHTTP(rasa_url)
+        protocol = lambda: BareHop(client)  # noqa: E731
+    server = await asyncio.get_running_loop().create_server(protocol, "127.0.0.1", port)
+    print(f"{'byte relay' if relay else 'bare hop'} on 127.0.0.1:{port}", flush=True)
     await server.serve_forever()
 
 
 if __name__ == "__main__":
-    uvloop.run(serve(int(sys.argv[1]), sys.argv[2]))
+    uvloop.run(serve(int(sys.argv[1]), sys.argv[2], relay="--relay" in sys.argv[3:]))

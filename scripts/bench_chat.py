@@ -9,9 +9,10 @@ run and on the same processes:
   speed drifts by 20% and more within minutes, so the two paths take turns: turn by turn at one
   client, in alternating rounds under load. Each simulated citizen opens a conversation
   (untimed) and then sends ten timed turns;
-- at one client, a third path beside those two: a bare Python hop in front of Rasa
-  (scripts/bare_hop.py, the least a web-chat front can do), so each run shows what any second
-  Python HTTP process costs a turn on the machine at that hour, next to what the gateway costs;
+- at one client, two more paths beside those two (scripts/bare_hop.py): a byte relay in
+  front of Rasa (a second process and the extra trips through the kernel, no HTTP or JSON
+  work) and a bare Python hop (the least a web-chat front can do), so each run shows what
+  those floors cost a turn on the machine at that hour, next to what the gateway costs;
 - one conversation of 500 custom-action turns through the gateway: its first turns against
   its last;
 - the CPU time each process spends per message, from one client on each path in turn (CPU
@@ -64,24 +65,27 @@ def _client() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True), timeout=aiohttp.ClientTimeout(total=60))
 
 
+REST_PATHS = ("rasa", "relay")  # paths that speak Rasa's REST channel (the relay passes it through)
+
+
 def _url(bases: list[str], path: str, sender: str) -> str:
     """The chat API of the gateway (or of the bare hop), or the REST channel of the Rasa server
     the gateway would give this conversation (the same choice as bot.gateway.conversation)."""
-    if path != "rasa":
+    if path not in REST_PATHS:
         return f"{bases[0]}/api/chat"
     return f"{bases[zlib.crc32(sender.encode('utf-8')) % len(bases)]}/webhooks/rest/webhook"
 
 
 async def _turn(client: aiohttp.ClientSession, bases: list[str], path: str, text: str, sender: str | None) -> float:
     sender = sender or uuid.uuid4().hex
-    body = {"sender": sender, "message": text} if path == "rasa" else {"message": text}
+    body = {"sender": sender, "message": text} if path in REST_PATHS else {"message": text}
     url = _url(bases, path, sender)
     started = time.perf_counter()
     async with client.post(url, json=body) as response:
         payload = await response.json(content_type=None)
         elapsed = (time.perf_counter() - started) * 1000
         response.raise_for_status()
-    messages = payload if path == "rasa" else payload["messages"]
+    messages = payload if path in REST_PATHS else payload["messages"]
     if not messages:
         raise RuntimeError(f"no reply to {text!r} through {path}")
     return elapsed
@@ -190,10 +194,11 @@ async def _cpu_per_message(bases: dict[str, list[str]], pids: dict[str, int]) ->
 
 
 @contextlib.contextmanager
-def _bare_hop(rasa_url: str) -> Iterator[str]:
-    """scripts/bare_hop.py in front of `rasa_url`, on a free port; yields its base URL."""
+def _bare_hop(rasa_url: str, *mode: str) -> Iterator[str]:
+    """scripts/bare_hop.py in front of `rasa_url` (`"--relay"`: the byte relay), on a free port;
+    yields its base URL."""
     port = free_port()
-    hop = subprocess.Popen([sys.executable, str(Path(__file__).with_name("bare_hop.py")), str(port), rasa_url],
+    hop = subprocess.Popen([sys.executable, str(Path(__file__).with_name("bare_hop.py")), str(port), rasa_url, *mode],
                            stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
@@ -216,11 +221,12 @@ def _quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
-async def _bench(settings, pids: dict[str, int], hop_url: str, messages: int, long_turns: int) -> dict:
+async def _bench(settings, pids: dict[str, int], floors: dict[str, str], messages: int, long_turns: int) -> dict:
     results: dict = {"rasa_workers": settings.rasa_workers, "runs": [], "long_conversation": None,
                      "reference_loop_ms": [reference_loop_ms()]}
     bases = {"rasa": settings.rasa_urls, "gateway": [settings.gateway_url]}
-    one_client_bases = {**bases, "hop": [hop_url]}  # the bare hop is measured at one client only
+    # the floors (the byte relay, the bare hop) are measured at one client only
+    one_client_bases = {**bases, **{path: [url] for path, url in floors.items()}}
     async with _client() as client:  # what the first citizen after a start waits
         results["first_turn_ms"] = await _turn(client, bases["gateway"], "gateway", CUSTOM_ACTION, None)
     await _load(bases["gateway"], "gateway", CUSTOM_ACTION, 2, 20)  # warm both paths
@@ -272,9 +278,9 @@ def _table(results: dict) -> str:
         return f"+{p50[kind, path] - p50[kind, 'rasa']:.2f} ms ({p50[kind, path] / p50[kind, 'rasa']:.3f}x)"
 
     lines += ["", "At one client, p50 over Rasa alone: " + "; ".join(
-        f"{kind}: the gateway {over_rasa(kind, 'gateway')}, a bare Python hop (scripts/bare_hop.py) "
-        f"{over_rasa(kind, 'hop')}" for kind in ("small talk", "custom action")
-    ) + "."]
+        f"{kind}: the gateway {over_rasa(kind, 'gateway')}, a bare Python hop {over_rasa(kind, 'hop')}, "
+        f"a byte relay {over_rasa(kind, 'relay')}" for kind in ("small talk", "custom action")
+    ) + " (the hop and the relay: scripts/bare_hop.py)."]
     long, reference = results["long_conversation"]["ms"], results["long_conversation"]["reference_ms"]
     first, last = statistics.median(long[:WINDOW]), statistics.median(long[-WINDOW:])
     first_ref, last_ref = statistics.median(reference[:WINDOW]), statistics.median(reference[-WINDOW:])
@@ -313,8 +319,10 @@ def main() -> int:
         settings = dataclasses.replace(private_settings(Path(tmp), args.rasa_workers), rate_limit_identity=1_000_000)
         with (args.out / "stack.log").open("w") as log, Stack(settings, output=log) as stack:
             pids = {name: pid for name, pid in stack.pids().items() if pid is not None}
-            with _bare_hop(settings.rasa_urls[0]) as hop_url:
-                results = asyncio.run(_bench(settings, pids, hop_url, args.messages, args.long_turns))
+            rasa_url = settings.rasa_urls[0]
+            with _bare_hop(rasa_url) as hop_url, _bare_hop(rasa_url, "--relay") as relay_url:
+                floors = {"hop": hop_url, "relay": relay_url}
+                results = asyncio.run(_bench(settings, pids, floors, args.messages, args.long_turns))
     (args.out / "bench.json").write_text(json.dumps(results), encoding="utf-8")
     table = _table(results)
     (args.out / "bench.md").write_text(table, encoding="utf-8")
