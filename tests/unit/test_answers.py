@@ -31,6 +31,17 @@ def test_every_aspect_of_every_service_renders_with_its_source(service_id, inten
 
 
 @pytest.mark.parametrize("service_id", sorted(CATALOG.services))
+@pytest.mark.parametrize("intent", sorted(ASPECTS))
+def test_an_item_and_its_details_stay_in_one_paragraph(service_id, intent):
+    """Rasa's REST channel sends each blank-line paragraph as a message of its own (the web chat
+    shows each as a bubble): a detail line (indented) must never begin one, or it reads as part
+    of the next item."""
+    text = ASSISTANT.answers.answer(service_id, intent, question="", now=NOW).text
+    paragraphs = text.strip().split("\n\n")
+    assert [p for p in paragraphs if p[:1].isspace()] == []
+
+
+@pytest.mark.parametrize("service_id", sorted(CATALOG.services))
 def test_content_comes_from_the_catalog(service_id):
     service = CATALOG.services[service_id]
     render = lambda intent: ASSISTANT.answers.answer(service_id, intent, now=NOW).text  # noqa: E731
