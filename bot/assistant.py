@@ -145,8 +145,9 @@ class Assistant:
         `mentioned` are the services the NLU found in this message, `remembered` the one the
         conversation was about, `pending` the candidates the bot last asked the citizen to
         choose from. One mention wins; several mean "which one?". Without a mention, a weak
-        word in the text (ใบอนุญาต, ทะเบียน) that points elsewhere than the remembered
-        service asks too; otherwise the remembered service carries the follow-up. While a
+        word in the text (ใบอนุญาต, ทะเบียน, เด็ก) that points elsewhere than the remembered
+        service asks too, offering the remembered service first (a child's passport is
+        still the passport); otherwise the remembered service carries the follow-up. While a
         choice is pending nothing is remembered, so the follow-up asks again among them.
         """
         known = [sid for sid in dict.fromkeys(mentioned) if sid in self.catalog.services]
@@ -155,8 +156,10 @@ class Assistant:
         if len(known) > 1:
             return ServiceChoice(None, tuple(known))
         candidates = self.matcher.resolve(text).candidates
-        if remembered in self.catalog.services and (not candidates or remembered in candidates):
-            return ServiceChoice(remembered)
+        if remembered in self.catalog.services:
+            if not candidates or remembered in candidates:
+                return ServiceChoice(remembered)
+            return ServiceChoice(None, (remembered, *candidates))
         if len(candidates) == 1:
             return ServiceChoice(candidates[0])
         if not candidates:
