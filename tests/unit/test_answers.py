@@ -108,10 +108,12 @@ def test_choosing_a_service():
     assert ambiguous.service_id is None and len(ambiguous.candidates) >= 2
     reply = ASSISTANT.answers.choose_service("ask_fee", list(ambiguous.candidates))
     assert [b.payload for b in reply.buttons][0].startswith("/ask_fee{")
-    # a weak word pointing elsewhere asks, and the service the conversation is about stays on offer
-    child = choose([], "passport", "เด็กอายุ 5 ขวบทำได้ไหม ต้องใช้อะไร")
-    assert child.service_id is None and child.candidates[0] == "passport" and len(child.candidates) >= 2
-    assert choose([], None, "แล้วราคาเท่าไร", pending=child.candidates).candidates == child.candidates
+    # a weak word that fits the service the conversation is about keeps it (a child's passport)
+    assert choose([], "passport", "เด็กอายุ 5 ขวบทำได้ไหม ต้องใช้อะไร").service_id == "passport"
+    # one pointing elsewhere asks, and the service the conversation is about stays on offer
+    permit = choose([], "passport", "อยากทำใบอนุญาต")
+    assert permit.service_id is None and permit.candidates[0] == "passport" and len(permit.candidates) >= 2
+    assert choose([], None, "แล้วราคาเท่าไร", pending=permit.candidates).candidates == permit.candidates
     nothing = choose([], None, "เท่าไหร่")
     assert nothing.service_id is None and nothing.candidates == ()
     assert len(ASSISTANT.answers.choose_service("ask_fee", []).buttons) == len(CATALOG.services)
