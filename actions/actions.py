@@ -183,8 +183,9 @@ class ActionBotChallenge(_FixedReply):
 class ActionFallback(Action):
     """Out of scope, or not understood: still help if the message points at a service.
 
-    A message that names a service (or a word like ใบอนุญาต shared by several) is never
-    answered with "outside my scope": the citizen gets the service's overview or a choice.
+    A message that names a service gets the service's overview. One that is out of scope and
+    only shares a word with some services (ร้านกาแฟ, ใบอนุญาตขายสุรา) is told so, with those
+    services offered as buttons; one that was not understood gets their overview or a choice.
     """
 
     def name(self) -> str:
@@ -193,15 +194,18 @@ class ActionFallback(Action):
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         bot = assistant()
         text = tracker.latest_message.get("text") or ""
-        choice = bot.choose_service(_entities(tracker, "service"), None, text)
+        named = _entities(tracker, "service")
+        if _intent(tracker) == "out_of_scope" and not named:
+            _send(dispatcher, bot.answers.out_of_scope(bot.matcher.resolve(text).candidates))
+            return []
+        choice = bot.choose_service(named, None, text)
         if choice.service_id:
             _send(dispatcher, bot.answers.answer(choice.service_id, "ask_service", now=bot.clock()))
             return _remember_choice(choice.service_id)
         if choice.candidates:
             _send(dispatcher, bot.answers.choose_service("ask_service", list(choice.candidates)))
             return _remember_choice(None, choice.candidates)
-        answers = bot.answers
-        _send(dispatcher, answers.out_of_scope() if _intent(tracker) == "out_of_scope" else answers.not_understood())
+        _send(dispatcher, bot.answers.not_understood())
         return []
 
 

@@ -281,9 +281,12 @@ class AnswerRenderer:
         """The low-confidence fallback: how to ask, and the 1111 hotline."""
         return Reply(self._render("not_understood", hotline=self.catalog.central), [HELP_BUTTON, HUMAN_BUTTON])
 
-    def out_of_scope(self) -> Reply:
-        """A question outside government services: what the bot does instead, and 1111."""
-        return Reply(self._render("out_of_scope", hotline=self.catalog.central), [HELP_BUTTON])
+    def out_of_scope(self, related: Sequence[str] = ()) -> Reply:
+        """A question outside government services: what the bot does instead, and 1111; with a
+        button for each `related` service (those a word of the question hints at)."""
+        buttons = [service_button(self.catalog.services[sid]) for sid in related if sid in self.catalog.services]
+        text = self._render("out_of_scope", hotline=self.catalog.central, related=bool(buttons))
+        return Reply(text, [*buttons, HELP_BUTTON])
 
     def human_contact(self, service_id: str | None, agency_code: str | None = None) -> Reply:
         """How to reach an officer of the service's agency (and of the agency named, when it is

@@ -282,13 +282,14 @@ def test_unclear_message_without_a_service_gets_the_prompt_not_the_remembered_se
     assert [b.payload for b in reply.buttons] == ["/help", "/request_human"]
 
 
-def test_out_of_scope_that_names_a_kind_of_service_offers_the_candidates(assistant):
-    tracker, events, [reply] = run("out_of_scope_permit")
-    assert intent(tracker) == "out_of_scope"
-    assert "นอกขอบเขต" not in reply.text
-    offered = [b.payload.split('"')[3] for b in reply.buttons]
-    assert reply == assistant.answers.choose_service("ask_service", offered)
-    assert len(reply.buttons) >= 2 and events[0] == SlotSet("service", None)
+def test_out_of_scope_that_shares_a_word_with_services_says_so_and_offers_them(assistant):
+    tracker, events, [reply] = run("out_of_scope_permit")  # a liquor licence: ใบอนุญาต
+    assert intent(tracker) == "out_of_scope" and events == []
+    assert reply.text.startswith("ขออภัย เรื่องนี้อยู่นอกขอบเขต") and "บริการที่เกี่ยวข้อง" in reply.text
+    offered = [b.payload.split('"')[3] for b in reply.buttons[:-1]]
+    assert len(offered) >= 2 and all(sid in assistant.catalog.services for sid in offered)
+    assert reply == assistant.answers.out_of_scope(offered)
+    assert reply.buttons[-1].payload == "/help"
 
 
 def test_truly_out_of_scope_says_so_with_the_hotline(assistant):
@@ -296,3 +297,4 @@ def test_truly_out_of_scope_says_so_with_the_hotline(assistant):
     assert intent(tracker) == "out_of_scope" and events == []
     assert reply == assistant.answers.out_of_scope()
     assert reply.text.startswith("ขออภัย เรื่องนี้อยู่นอกขอบเขต") and "สายด่วนรัฐบาล 1111" in reply.text
+    assert "บริการที่เกี่ยวข้อง" not in reply.text and [b.payload for b in reply.buttons] == ["/help"]
