@@ -26,6 +26,9 @@ def test_every_agency_has_a_complaint_and_an_officer_reply_from_the_catalog(code
     human = ANSWERS.human_contact(None, code).text
     assert f"ติดต่อ{agency.name}" in human
     assert (f"สายด่วน {agency.hotline}" in human) if agency.hotline else ("ที่สำนักงานในพื้นที่ของท่าน" in human)
+    if agency.website:  # Rasa's REST channel sends each blank-line paragraph as a message of its own
+        [paragraph] = [p for p in human.split("\n\n") if f"ติดต่อ{agency.name}" in p]
+        assert agency.website in paragraph, "the website goes with the agency's contact, not in a bubble of its own"
 
 
 def test_a_bribe_adds_the_misconduct_channel_once():
