@@ -42,6 +42,15 @@ def test_an_item_and_its_details_stay_in_one_paragraph(service_id, intent):
 
 
 @pytest.mark.parametrize("service_id", sorted(CATALOG.services))
+@pytest.mark.parametrize("question,header", [("วันเสาร์เปิดไหม", "วันเสาร์ที่"), ("ตอนนี้เปิดอยู่ไหม", "ขณะนี้")])
+def test_a_days_opening_hours_are_one_paragraph(service_id, question, header):
+    text = ASSISTANT.answers.answer(service_id, "ask_hours", question=question, now=NOW).text
+    rows = [line for line in text.splitlines() if line.startswith(("✅", "❌"))]
+    [day] = [p for p in text.split("\n\n") if p.startswith(header)]
+    assert rows and all(row in day.splitlines() for row in rows)
+
+
+@pytest.mark.parametrize("service_id", sorted(CATALOG.services))
 def test_content_comes_from_the_catalog(service_id):
     service = CATALOG.services[service_id]
     render = lambda intent: ASSISTANT.answers.answer(service_id, intent, now=NOW).text  # noqa: E731
