@@ -1,4 +1,4 @@
-"""Two floors under the gateway, in front of Rasa, for `make bench-chat` only (app environment).
+"""Two minimal fronts for Rasa, to compare the gateway with (`make bench-chat` only; app environment).
 
 Measured in the same run as the gateway, at one client:
 

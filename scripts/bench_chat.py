@@ -9,10 +9,10 @@ run and on the same processes:
   speed drifts by 20% and more within minutes, so the two paths take turns: turn by turn at one
   client, in alternating rounds under load. Each simulated citizen opens a conversation
   (untimed) and then sends ten timed turns;
-- at one client, two more paths beside those two (scripts/bare_hop.py): a byte relay in
+- at one client, two minimal fronts beside those two (scripts/bare_hop.py): a byte relay in
   front of Rasa (a second process and the extra trips through the kernel, no HTTP or JSON
   work) and a bare Python hop (the least a web-chat front can do), so each run shows what
-  those floors cost a turn on the machine at that hour, next to what the gateway costs;
+  those cost a turn on the machine at that hour, next to what the gateway costs;
 - one conversation of 500 custom-action turns through the gateway: its first turns against
   its last;
 - the CPU time each process spends per message, from one client on each path in turn (CPU
@@ -221,12 +221,12 @@ def _quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
-async def _bench(settings, pids: dict[str, int], floors: dict[str, str], messages: int, long_turns: int) -> dict:
+async def _bench(settings, pids: dict[str, int], fronts: dict[str, str], messages: int, long_turns: int) -> dict:
     results: dict = {"rasa_workers": settings.rasa_workers, "runs": [], "long_conversation": None,
                      "reference_loop_ms": [reference_loop_ms()]}
     bases = {"rasa": settings.rasa_urls, "gateway": [settings.gateway_url]}
-    # the floors (the byte relay, the bare hop) are measured at one client only
-    one_client_bases = {**bases, **{path: [url] for path, url in floors.items()}}
+    # the minimal fronts (the byte relay, the bare hop) are measured at one client only
+    one_client_bases = {**bases, **{path: [url] for path, url in fronts.items()}}
     async with _client() as client:  # what the first citizen after a start waits
         results["first_turn_ms"] = await _turn(client, bases["gateway"], "gateway", CUSTOM_ACTION, None)
     await _load(bases["gateway"], "gateway", CUSTOM_ACTION, 2, 20)  # warm both paths
@@ -321,8 +321,8 @@ def main() -> int:
             pids = {name: pid for name, pid in stack.pids().items() if pid is not None}
             rasa_url = settings.rasa_urls[0]
             with _bare_hop(rasa_url) as hop_url, _bare_hop(rasa_url, "--relay") as relay_url:
-                floors = {"hop": hop_url, "relay": relay_url}
-                results = asyncio.run(_bench(settings, pids, floors, args.messages, args.long_turns))
+                fronts = {"hop": hop_url, "relay": relay_url}
+                results = asyncio.run(_bench(settings, pids, fronts, args.messages, args.long_turns))
     (args.out / "bench.json").write_text(json.dumps(results), encoding="utf-8")
     table = _table(results)
     (args.out / "bench.md").write_text(table, encoding="utf-8")
