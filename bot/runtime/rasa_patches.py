@@ -396,6 +396,13 @@ def frozen_loaded_model(original: Callable[..., Awaitable[Any]]) -> Callable[...
     return load_agent_on_start
 
 
+def _wrap(owner: Any, attribute: str, patch: Callable[[Any], Any]) -> None:
+    """Replace `owner.attribute` with `patch(original)`, unless it is patched already."""
+    original = getattr(owner, attribute)
+    if not getattr(original, PATCHED_MARK, False):
+        setattr(owner, attribute, patch(original))
+
+
 def install() -> list[str]:
     """Install every patch (idempotent); the names of those installed, for the start-up log."""
     from rasa.core import run, tracker_store
@@ -408,30 +415,19 @@ def install() -> list[str]:
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
-    if not getattr(RemoteAction._validate_action_result, PATCHED_MARK, False):
-        RemoteAction._validate_action_result = compiled_action_validator()  # type: ignore[method-assign]
-    if not getattr(tracker_store.create_engine_kwargs, PATCHED_MARK, False):
-        tracker_store.create_engine_kwargs = pooled_sqlite_engine_kwargs(tracker_store.create_engine_kwargs)
-    if not event.contains(Engine, "connect", set_sqlite_pragmas):
-        event.listen(Engine, "connect", set_sqlite_pragmas)
-    if not getattr(EndpointConfig.session, PATCHED_MARK, False):
-        EndpointConfig.session = kept_endpoint_sessions(EndpointConfig.session)  # type: ignore[method-assign]
-    if not getattr(Event.resolve_by_type, PATCHED_MARK, False):
-        Event.resolve_by_type = cached_event_types(Event.resolve_by_type)  # type: ignore[method-assign]
-    if not getattr(DaskGraphRunner.run, PATCHED_MARK, False):
-        DaskGraphRunner.run = sequential_graph_runs(DaskGraphRunner.run)  # type: ignore[method-assign]
-    if not getattr(TrackerFeaturizer._create_states, PATCHED_MARK, False):
-        TrackerFeaturizer._create_states = reused_tracker_states(TrackerFeaturizer._create_states)
-    if not getattr(RulePolicy._get_possible_keys, PATCHED_MARK, False):
-        RulePolicy._get_possible_keys = narrowed_rule_matching(RulePolicy._get_possible_keys)
-    if not getattr(RemoteAction._action_call_format, PATCHED_MARK, False):
-        RemoteAction._action_call_format = past_messages_withheld(  # type: ignore[method-assign]
-            RemoteAction._action_call_format
-        )
-    if not getattr(run.load_agent_on_start, PATCHED_MARK, False):
-        run.load_agent_on_start = frozen_loaded_model(run.load_agent_on_start)
-    return [
-        "compiled_action_validator", "sqlite_tracker_store", "kept_endpoint_sessions", "cached_event_types",
-        "sequential_graph_runs", "reused_tracker_states", "narrowed_rule_matching", "past_messages_withheld",
-        "frozen_loaded_model",
+    patches: list[tuple[str, Any, str, Callable[[Any], Any]]] = [  # (name, owner, attribute, patch)
+        ("compiled_action_validator", RemoteAction, "_validate_action_result", lambda _: compiled_action_validator()),
+        ("sqlite_tracker_store", tracker_store, "create_engine_kwargs", pooled_sqlite_engine_kwargs),
+        ("kept_endpoint_sessions", EndpointConfig, "session", kept_endpoint_sessions),
+        ("cached_event_types", Event, "resolve_by_type", cached_event_types),
+        ("sequential_graph_runs", DaskGraphRunner, "run", sequential_graph_runs),
+        ("reused_tracker_states", TrackerFeaturizer, "_create_states", reused_tracker_states),
+        ("narrowed_rule_matching", RulePolicy, "_get_possible_keys", narrowed_rule_matching),
+        ("past_messages_withheld", RemoteAction, "_action_call_format", past_messages_withheld),
+        ("frozen_loaded_model", run, "load_agent_on_start", frozen_loaded_model),
     ]
+    for _, owner, attribute, patch in patches:
+        _wrap(owner, attribute, patch)
+    if not event.contains(Engine, "connect", set_sqlite_pragmas):  # the other half of sqlite_tracker_store
+        event.listen(Engine, "connect", set_sqlite_pragmas)
+    return [name for name, *_ in patches]
